@@ -1,0 +1,216 @@
+"""The seed's Python API: ``TeacherEmbeddingsGenerator``, ``EmbeddingDistillationTrainer``.
+
+Argument handling only: the work is done by the same core functions the Kedro nodes call.
+"""
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+
+from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.corpus import CorpusSource, load_corpus
+from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
+from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
+from embedding_distillation.encoding.shards import ShardStore
+from embedding_distillation.hub import EmbeddingsPusher, push_model
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.trainer import (
+    check_training_data,
+    prepare_student,
+    train_student,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PUSH_EVERY = 10_000
+
+
+def _source_name(source: CorpusSource) -> str:
+    if isinstance(source, Dataset):
+        return source.info.dataset_name or f"dataset-{source._fingerprint[:8]}"
+    return Path(os.fspath(source)).name or "corpus"
+
+
+def _default_output_dir(source: CorpusSource, output_type: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", _source_name(source)).strip("-.") or "corpus"
+    return Path("teacher_embeddings") / f"{slug}-{output_type}"
+
+
+class TeacherEmbeddingsGenerator:
+    """Precompute and store teacher embeddings (seed API).
+
+    Args:
+        teacher_model: Hub id or local folder of the teacher sentence-transformer.
+        device: ``auto``, ``cuda``, ``mps`` or ``cpu``.
+        batch_size: Texts per forward pass.
+        use_fp16: Run the teacher in float16.
+        use_bf16: Run the teacher in bfloat16.
+        compile_model: ``torch.compile`` the teacher.
+        use_flash_attention: flash_attention_2 when installed, else sdpa (one warning).
+        chunk_size: Extra: rows per stored shard (unit of resume and of pushes).
+        embedding_dtype: Extra: ``float32`` or ``float16`` storage.
+        max_tokens_per_batch: Extra: fill batches by token budget instead of ``batch_size``.
+        invalid_texts: Extra: ``skip`` (with a logged count) or ``fail`` on None/empty texts.
+    """
+
+    def __init__(
+        self,
+        teacher_model: str,
+        device: str = "auto",
+        batch_size: int = 32,
+        use_fp16: bool = False,
+        use_bf16: bool = False,
+        compile_model: bool = False,
+        use_flash_attention: bool = False,
+        *,
+        chunk_size: int = 1000,
+        embedding_dtype: str = "float32",
+        max_tokens_per_batch: int | None = None,
+        invalid_texts: str = "skip",
+    ) -> None:
+        self.compute = ComputeConfig(
+            device=device,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            use_fp16=use_fp16,
+            use_bf16=use_bf16,
+            compile_model=compile_model,
+            use_flash_attention=use_flash_attention,
+        )
+        self._options: dict[str, Any] = {
+            "teacher_model": teacher_model,
+            "chunk_size": chunk_size,
+            "embedding_dtype": embedding_dtype,
+            "max_tokens_per_batch": max_tokens_per_batch,
+            "invalid_texts": invalid_texts,
+        }
+        EncodingConfig(**self._options)  # fail on bad options now, not at generate()
+
+    def generate(
+        self,
+        source_dataset: CorpusSource,
+        text_column: str = "text",
+        output_type: OutputType = "final",
+        layer_indices: list[int] | None = None,
+        *,
+        split: str = "train",
+        max_samples: int | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+    ) -> Dataset:
+        """Encode ``source_dataset`` and return the texts with their embeddings.
+
+        Args:
+            source_dataset: Hub id, local file or folder, or a ``datasets.Dataset``.
+            text_column: Column with the texts.
+            output_type: ``final`` (final + pre-Dense columns), ``pre_dense`` or ``hidden_states``.
+            layer_indices: Layers for ``hidden_states`` (``None`` = all; 0 = embeddings output).
+            split: Split of the source to read.
+            max_samples: Encode only the first N rows.
+            output_dir: Shard folder (default ``./teacher_embeddings/<source>-<output_type>``);
+                rerunning with the same folder resumes an interrupted run.
+
+        Returns:
+            A memory-mapped ``datasets.Dataset`` with ``text_column`` and the embedding columns.
+        """
+        return self._run(
+            source_dataset,
+            {
+                "text_column": text_column,
+                "output_type": output_type,
+                "layer_indices": tuple(layer_indices) if layer_indices is not None else None,
+                "split": split,
+                "max_samples": max_samples,
+            },
+            output_dir=output_dir,
+            token=None,
+        )
+
+    def generate_and_push(
+        self,
+        source_dataset: CorpusSource,
+        repo_id: str | None = None,
+        text_column: str = "text",
+        output_type: OutputType = "final",
+        layer_indices: list[int] | None = None,
+        push_every: int = DEFAULT_PUSH_EVERY,
+        token: str | None = None,
+        private: bool = True,
+        *,
+        split: str = "train",
+        max_samples: int | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+    ) -> Dataset:
+        """Like :meth:`generate`, pushing completed shards to ``repo_id`` every ``push_every`` rows.
+
+        ``repo_id`` defaults to ``<token's user>/<source name>-embeddings``; ``token`` defaults
+        to ``HF_TOKEN`` / the stored login.
+        """
+        return self._run(
+            source_dataset,
+            {
+                "text_column": text_column,
+                "output_type": output_type,
+                "layer_indices": tuple(layer_indices) if layer_indices is not None else None,
+                "split": split,
+                "max_samples": max_samples,
+                "push_every": push_every,
+                "repo_id": repo_id,
+                "private": private,
+            },
+            output_dir=output_dir,
+            token=token,
+        )
+
+    def _run(
+        self,
+        source: CorpusSource,
+        options: dict[str, Any],
+        *,
+        output_dir: str | os.PathLike[str] | None,
+        token: str | None,
+    ) -> Dataset:
+        config = EncodingConfig(**self._options, **options)
+        corpus = load_corpus(source, split=config.split, max_samples=config.max_samples)
+        job = prepare_encoding(corpus, config, self.compute, source_name=_source_name(source))
+        folder = Path(output_dir) if output_dir else _default_output_dir(source, config.output_type)
+        store = ShardStore(folder, split=config.split)
+        pusher = EmbeddingsPusher.from_config(config, token=token, source_name=job.source_name)
+        run_encoding(job, store, on_shard=pusher)
+        return store.load().remove_columns(ROW_ID_COLUMN)
+
+
+class EmbeddingDistillationTrainer:
+    """Train a student on stored teacher embeddings (seed API).
+
+    Args:
+        config: The training options.
+    """
+
+    def __init__(self, config: EmbeddingTrainerConfig) -> None:
+        self.config = config
+        self.model: SentenceTransformer | None = None
+
+    def train(self, dataset: CorpusSource) -> dict[str, Any]:
+        """Train on ``dataset`` (Hub id, local folder or file, or ``datasets.Dataset``).
+
+        The trained model is saved to ``config.output_dir`` (and pushed when ``push_to_hub``)
+        and kept as ``self.model``.
+
+        Returns:
+            ``train_loss`` and the other training metrics.
+        """
+        data = load_corpus(dataset, split=self.config.split)
+        target_dim = check_training_data(data, self.config)
+        model = prepare_student(self.config, target_dim)
+        metrics = train_student(model, data, self.config)
+        model.save(self.config.output_dir)
+        logger.info("Saved the trained student to %s", self.config.output_dir)
+        if self.config.push_to_hub:
+            assert self.config.hub_model_id is not None  # checked by the config
+            push_model(model, self.config.hub_model_id, token=self.config.hub_token)
+        self.model = model
+        return metrics

@@ -1,0 +1,144 @@
+"""Device, precision, attention and compilation: the one place that asks torch about hardware.
+
+Everything else receives a :class:`ComputeConfig` (the ``compute`` parameter group) and calls the
+helpers here, so "which device", "which dtype" and "which attention kernel" are decided once.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, TypeVar, get_args
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+Device = Literal["auto", "cuda", "mps", "cpu"]
+DEVICES: tuple[str, ...] = get_args(Device)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    """The ``compute`` parameter group, shared by both pipelines (names from the seed API).
+
+    Attributes:
+        device: ``"auto"`` picks cuda, then mps, then cpu.
+        batch_size: Texts per forward pass when encoding (teacher and evaluation).
+        use_fp16: Run in float16.
+        use_bf16: Run in bfloat16 (Ampere or newer GPUs, recent CPUs).
+        compile_model: Wrap the model with ``torch.compile``.
+        use_flash_attention: Use flash_attention_2 when installed, else PyTorch's sdpa.
+        gradient_checkpointing: Trade compute for memory when training.
+    """
+
+    device: Device = "auto"
+    batch_size: int = 32
+    use_fp16: bool = False
+    use_bf16: bool = False
+    compile_model: bool = False
+    use_flash_attention: bool = False
+    gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(
+                f"compute.device must be one of {list(DEVICES)}, got {self.device!r}. "
+                "Use 'auto' to pick the best available device."
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(
+                f"compute.batch_size must be a positive integer, got {self.batch_size!r}."
+            )
+        if self.use_fp16 and self.use_bf16:
+            raise ValueError(
+                "compute.use_fp16 and compute.use_bf16 are both true; choose one precision "
+                "(use_bf16 on Ampere/Hopper GPUs, use_fp16 on older GPUs), or neither for float32."
+            )
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> "ComputeConfig":
+        """Build from a Kedro parameter dict, rejecting unknown keys by name."""
+        return from_params(cls, params, group="compute")
+
+    @property
+    def precision(self) -> Literal["fp32", "fp16", "bf16"]:
+        """The precision name: ``fp32``, ``fp16`` or ``bf16``."""
+        if self.use_bf16:
+            return "bf16"
+        if self.use_fp16:
+            return "fp16"
+        return "fp32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (for manifests and model cards)."""
+        return asdict(self)
+
+
+def from_params(cls: type[T], params: dict[str, Any] | None, *, group: str) -> T:
+    """Build the frozen dataclass ``cls`` from a parameter dict, naming unknown keys.
+
+    Args:
+        cls: A dataclass type.
+        params: The parameter group as loaded by Kedro (``None`` means all defaults).
+        group: The group's name, used in error messages.
+
+    Returns:
+        The validated config object.
+    """
+    params = dict(params or {})
+    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(
+            f"Unknown key(s) {unknown} in the {group!r} parameters. Valid keys: {sorted(fields)}."
+        )
+    return cls(**params)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn ``auto|cuda|mps|cpu`` into a torch device, failing clearly when it is missing."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "compute.device is 'cuda' but torch sees no CUDA device (torch "
+            f"{torch.__version__}). Use device 'auto' or 'cpu', or install a CUDA build of torch."
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError("compute.device is 'mps' but MPS is not available; use 'auto' or 'cpu'.")
+    return torch.device(device)
+
+
+def torch_dtype(compute: ComputeConfig) -> torch.dtype:
+    """The floating-point dtype that ``compute`` asks for."""
+    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute.precision]
+
+
+def attention_implementation(compute: ComputeConfig, device: torch.device) -> str:
+    """Pick the attention kernel: flash_attention_2 when asked for and usable, else sdpa."""
+    if not compute.use_flash_attention:
+        return "sdpa"
+    from transformers.utils import is_flash_attn_2_available
+
+    if device.type == "cuda" and is_flash_attn_2_available():
+        return "flash_attention_2"
+    logger.warning(
+        "use_flash_attention is set but flash-attn is not usable here (device %s, installed: %s); "
+        "using PyTorch's sdpa attention instead. Install it with "
+        "`pip install flash-attn --no-build-isolation` on a CUDA machine.",
+        device.type,
+        is_flash_attn_2_available(),
+    )
+    return "sdpa"
+
+
+def maybe_compile(model: torch.nn.Module, compute: ComputeConfig) -> torch.nn.Module:
+    """Compile ``model`` in place with dynamic shapes when ``compile_model`` is set."""
+    if compute.compile_model:
+        logger.info("Compiling the model with torch.compile(dynamic=True)")
+        model.compile(dynamic=True)
+    return model

@@ -1,0 +1,169 @@
+"""Reading a text corpus from a Hub id, a local file or folder, or a ``datasets.Dataset``.
+
+Validation happens here, before any model is loaded: the text column must exist, the corpus
+must not be empty, and invalid texts (None, empty, not a string) are skipped with a count or
+rejected, as the caller chooses.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import datasets
+from datasets import Dataset, DatasetDict, IterableDataset
+
+from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
+from embedding_distillation.models import looks_like_local_path
+
+logger = logging.getLogger(__name__)
+
+# File suffix -> `datasets` builder name for local files.
+BUILDERS = {
+    ".parquet": "parquet",
+    ".jsonl": "json",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "text",
+    ".arrow": "arrow",
+}
+
+CorpusSource = str | os.PathLike[str] | Dataset
+
+
+def load_corpus(
+    source: CorpusSource,
+    *,
+    split: str = "train",
+    max_samples: int | None = None,
+) -> Dataset:
+    """Load a corpus as an Arrow-backed (memory-mapped) ``datasets.Dataset``.
+
+    Args:
+        source: A ``Dataset``, a folder saved with ``save_to_disk``, a teacher-embeddings shard
+            folder, a data file (parquet, jsonl, json, csv, tsv, txt, arrow), a folder of such
+            files, or a Hub id.
+        split: Split to take when the source has several.
+        max_samples: Keep only the first N rows.
+
+    Returns:
+        The rows, in source order.
+    """
+    if isinstance(source, Dataset):
+        dataset = source
+    elif isinstance(source, DatasetDict):
+        dataset = _pick_split(source, split, repr(source))
+    else:
+        dataset = _load_from_reference(os.fspath(source), split)
+    return limit_rows(dataset, max_samples)
+
+
+def limit_rows(dataset: Dataset, max_samples: int | None) -> Dataset:
+    """The first ``max_samples`` rows (all rows when ``None``), without copying data."""
+    if max_samples is not None and max_samples < len(dataset):
+        return dataset.select(range(max_samples))
+    return dataset
+
+
+def _load_from_reference(text: str, split: str) -> Dataset:
+    path = Path(text).expanduser()
+    if path.is_file():
+        builder = BUILDERS.get("".join(path.suffixes[-1:]).lower())
+        if builder is None:
+            raise ValueError(
+                f"Cannot read corpus file {text!r}: unknown suffix. Supported: "
+                f"{sorted(BUILDERS)}. Convert it, or pass a folder saved with save_to_disk."
+            )
+        loaded = datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
+        return _as_dataset(loaded, split, text)
+    if path.is_dir():
+        if (path / MANIFEST_NAME).exists():  # teacher embeddings written by this project
+            return ShardStore(path).load()
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            return _as_dataset(datasets.load_from_disk(str(path)), split, text)
+        return _as_dataset(datasets.load_dataset(str(path), split=split), split, text)
+    if looks_like_local_path(text) or not text:
+        raise FileNotFoundError(
+            f"Corpus path {text!r} does not exist (working directory: {Path.cwd()}). Pass an "
+            "existing file or folder, or a Hugging Face Hub dataset id such as 'org/name'."
+        )
+    try:
+        loaded = datasets.load_dataset(text, split=split)
+    except Exception as e:  # datasets raises many types for a missing/unreachable repo
+        raise OSError(
+            f"Could not load dataset {text!r} (split {split!r}) from the Hugging Face Hub: {e}. "
+            "Check the id, the split name and network/HF_ENDPOINT; if you meant a local path, "
+            "it does not exist."
+        ) from e
+    return _as_dataset(loaded, split, text)
+
+
+def _as_dataset(loaded: object, split: str, name: str) -> Dataset:
+    if isinstance(loaded, DatasetDict):
+        return _pick_split(loaded, split, name)
+    if isinstance(loaded, IterableDataset):
+        raise TypeError(f"Expected a map-style dataset from {name!r}, got a streaming one.")
+    assert isinstance(loaded, Dataset), type(loaded)
+    return loaded
+
+
+def _pick_split(dataset_dict: DatasetDict, split: str, name: str) -> Dataset:
+    if split not in dataset_dict:
+        raise ValueError(
+            f"Split {split!r} not found in {name}; available splits: {sorted(dataset_dict)}. "
+            "Set `split` to one of them."
+        )
+    return dataset_dict[split]
+
+
+def check_text_column(dataset: Dataset, text_column: str) -> None:
+    """Fail clearly when the corpus is empty or lacks ``text_column``."""
+    if text_column not in dataset.column_names:
+        raise ValueError(
+            f"Text column {text_column!r} not found in the corpus; its columns are "
+            f"{dataset.column_names}. Set text_column to one of them."
+        )
+    if len(dataset) == 0:
+        raise ValueError(
+            "The corpus is empty (0 rows); nothing to encode. Check the source, split and "
+            "max_samples."
+        )
+
+
+def valid_row_ids(dataset: Dataset, text_column: str, *, invalid_texts: str) -> list[int]:
+    """Row numbers whose text is a non-empty string; the others are skipped or rejected.
+
+    Args:
+        dataset: The corpus.
+        text_column: Column holding the texts.
+        invalid_texts: ``"skip"`` leaves out None/empty/non-string texts and logs the count;
+            ``"fail"`` raises instead.
+
+    Returns:
+        Row numbers (positions in ``dataset``) of the valid texts, ascending.
+    """
+    check_text_column(dataset, text_column)
+    texts = dataset[text_column]
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if not bad:
+        return list(range(len(texts)))
+    examples = ", ".join(f"row {i}: {texts[i]!r}" for i in bad[:3])
+    if invalid_texts == "fail":
+        raise ValueError(
+            f"{len(bad)} of {len(texts)} texts in column {text_column!r} are None, empty or "
+            f"not strings ({examples}). Clean the corpus, or set invalid_texts: skip to drop them."
+        )
+    if len(bad) == len(texts):
+        raise ValueError(
+            f"All {len(texts)} texts in column {text_column!r} are None, empty or not strings "
+            f"({examples}); nothing to encode."
+        )
+    logger.warning(
+        "Skipping %d of %d rows whose %r is None, empty or not a string (%s)",
+        len(bad),
+        len(texts),
+        text_column,
+        examples,
+    )
+    bad_set = set(bad)
+    return [i for i in range(len(texts)) if i not in bad_set]

@@ -1,0 +1,186 @@
+"""A folder of Parquet shards plus a manifest: the on-disk form of teacher embeddings.
+
+Layout (a valid Hugging Face dataset folder, so the same files can go to the Hub)::
+
+    <folder>/manifest.json            what was encoded, how, and which shards are done
+    <folder>/data/train-00000.parquet  chunk_size rows each, in corpus order
+
+A shard is written to a temporary name and renamed into place, then the manifest is rewritten
+the same way. A shard is therefore either complete and listed in the manifest, or ignored, so a
+run killed at any moment resumes after the last listed shard.
+"""
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+DATA_DIR = "data"
+FORMAT_VERSION = 1
+
+
+class ShardFolderError(ValueError):
+    """The folder holds something other than the shards this job would write."""
+
+
+def embedding_array(values: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
+    """(rows, dim) numpy array -> Arrow fixed-size list column of ``dtype`` (float32/float16)."""
+    rows, dim = values.shape
+    flat = pa.array(np.ascontiguousarray(values, dtype=dtype).reshape(rows * dim))
+    return pa.FixedSizeListArray.from_arrays(flat, dim)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+class ShardStore:
+    """Reads and writes one shard folder.
+
+    Args:
+        folder: The folder; created on first write.
+        split: Split name used in shard file names (``<split>-00000.parquet``).
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], split: str = "train") -> None:
+        self.folder = Path(folder)
+        self.split = split
+
+    @property
+    def manifest_path(self) -> Path:
+        """Path of the manifest file."""
+        return self.folder / MANIFEST_NAME
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest, or ``None`` when the folder has none."""
+        if not self.manifest_path.exists():
+            return None
+        try:
+            manifest = json.loads(self.manifest_path.read_text())
+        except json.JSONDecodeError as e:
+            raise ShardFolderError(
+                f"{self.manifest_path} is not valid JSON ({e}); the folder is corrupt. Delete "
+                f"{self.folder} to start fresh."
+            ) from e
+        if manifest.get("format_version") != FORMAT_VERSION or "identity" not in manifest:
+            raise ShardFolderError(
+                f"{self.manifest_path} is not a teacher-embeddings manifest of format "
+                f"{FORMAT_VERSION}. Delete {self.folder} or choose another output folder."
+            )
+        return manifest
+
+    def is_complete(self) -> bool:
+        """True when every shard of the job is written."""
+        manifest = self.manifest()
+        return bool(manifest and manifest["complete"])
+
+    def begin(self, identity: dict[str, Any]) -> int:
+        """Open the folder for the job ``identity``; return how many rows are already done.
+
+        Raises:
+            ShardFolderError: The folder holds another job's shards, or files without a manifest.
+        """
+        manifest = self.manifest()
+        if manifest is None:
+            if self.folder.exists() and any(self.folder.iterdir()):
+                raise ShardFolderError(
+                    f"{self.folder} is not empty but has no {MANIFEST_NAME}: it is not a "
+                    "teacher-embeddings folder. Choose an empty or new output folder."
+                )
+            (self.folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
+            manifest = {
+                "format_version": FORMAT_VERSION,
+                "identity": identity,
+                "shards": [],
+                "num_rows": 0,
+                "complete": False,
+            }
+            _write_json_atomic(self.manifest_path, manifest)
+            return 0
+        if manifest["identity"] != identity:
+            changed = sorted(
+                key
+                for key in set(identity) | set(manifest["identity"])
+                if identity.get(key) != manifest["identity"].get(key)
+            )
+            raise ShardFolderError(
+                f"{self.folder} holds embeddings of a different job (changed: {changed}); "
+                "refusing to mix them. Delete that folder or choose another output folder to "
+                "start fresh."
+            )
+        self._check_listed_shards(manifest)
+        self._remove_unlisted_files(manifest)
+        return int(manifest["num_rows"])
+
+    def _check_listed_shards(self, manifest: dict[str, Any]) -> None:
+        for shard in manifest["shards"]:
+            path = self.folder / shard["file"]
+            if not path.exists():
+                raise ShardFolderError(
+                    f"Shard {path} is listed in the manifest but missing; the folder is "
+                    f"corrupt. Delete {self.folder} to start fresh."
+                )
+
+    def _remove_unlisted_files(self, manifest: dict[str, Any]) -> None:
+        listed = {shard["file"] for shard in manifest["shards"]}
+        for path in (self.folder / DATA_DIR).glob("*"):
+            if f"{DATA_DIR}/{path.name}" not in listed:
+                logger.info("Removing leftover %s from an interrupted run", path)
+                path.unlink()
+
+    def shard_file(self, index: int) -> str:
+        """Relative path of shard ``index``."""
+        return f"{DATA_DIR}/{self.split}-{index:05d}.parquet"
+
+    def write_shard(self, index: int, table: pa.Table) -> None:
+        """Write shard ``index`` atomically, then list it in the manifest."""
+        manifest = self.manifest()
+        assert manifest is not None, "begin() must be called first"
+        assert len(manifest["shards"]) == index, (len(manifest["shards"]), index)
+        relative = self.shard_file(index)
+        final = self.folder / relative
+        tmp = final.with_name(f".{final.name}.tmp")
+        pq.write_table(table, tmp)
+        os.replace(tmp, final)
+        manifest["shards"].append(
+            {"file": relative, "num_rows": table.num_rows, "first_row": manifest["num_rows"]}
+        )
+        manifest["num_rows"] += table.num_rows
+        _write_json_atomic(self.manifest_path, manifest)
+
+    def finish(self, **details: Any) -> None:
+        """Mark the job complete and record ``details`` (counts, timings) in the manifest."""
+        manifest = self.manifest()
+        assert manifest is not None
+        manifest.update(details, complete=True)
+        _write_json_atomic(self.manifest_path, manifest)
+
+    def files(self) -> list[Path]:
+        """Shard paths in order."""
+        manifest = self.manifest()
+        return [self.folder / shard["file"] for shard in (manifest or {}).get("shards", [])]
+
+    def load(self) -> datasets.Dataset:
+        """All shards as one memory-mapped ``datasets.Dataset`` (rows in corpus order)."""
+        manifest = self.manifest()
+        if manifest is None or not manifest["complete"]:
+            state = "missing" if manifest is None else f"{len(manifest['shards'])} shards"
+            raise ShardFolderError(
+                f"{self.folder} does not hold complete teacher embeddings ({state}). Run the "
+                "teacher_embeddings pipeline (it resumes an interrupted run) first."
+            )
+        files = [str(path) for path in self.files()]
+        dataset = datasets.Dataset.from_parquet(files)
+        assert isinstance(dataset, datasets.Dataset)
+        return dataset

@@ -1,0 +1,117 @@
+"""One forward pass of the teacher per batch, yielding every output that was asked for."""
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import batch_to_device
+
+from embedding_distillation.encoding.config import (
+    FINAL_COLUMN,
+    PRE_DENSE_COLUMN,
+    OutputType,
+    hidden_state_column,
+)
+from embedding_distillation.models import has_dense, module_names, pooling_index
+
+logger = logging.getLogger(__name__)
+
+
+def num_hidden_layers(config: Any) -> int:
+    """Number of transformer layers in a transformers config (text part for multimodal ones)."""
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    layers = getattr(text_config, "num_hidden_layers", None)
+    if layers is None:
+        raise ValueError(
+            f"Cannot tell how many layers the teacher has (config {type(config).__name__}); "
+            "hidden_states output needs a config with num_hidden_layers."
+        )
+    return int(layers)
+
+
+def check_layer_indices(layer_indices: tuple[int, ...] | None, num_layers: int) -> list[int]:
+    """Resolve ``layer_indices`` (``None`` = all) against a teacher with ``num_layers`` layers."""
+    if layer_indices is None:
+        return list(range(num_layers + 1))
+    too_big = [i for i in layer_indices if i > num_layers]
+    if too_big:
+        raise ValueError(
+            f"layer_indices {list(layer_indices)} include {too_big}, but the teacher has "
+            f"{num_layers} layers: valid indices are 0 (embeddings output) to {num_layers}."
+        )
+    return list(layer_indices)
+
+
+class TeacherEncoder:
+    """Wraps a loaded teacher and computes the requested embeddings in a single pass.
+
+    Args:
+        model: The teacher, already on its device and in its dtype.
+        output_type: ``final`` (final and pre-Dense), ``pre_dense`` or ``hidden_states``.
+        layers: Resolved layer numbers for ``hidden_states`` (ignored otherwise).
+    """
+
+    def __init__(
+        self, model: SentenceTransformer, output_type: OutputType, layers: list[int] | None = None
+    ) -> None:
+        self.model = model
+        self.output_type = output_type
+        self.layers = list(layers or [])
+        self._modules = list(model)
+        self._pool_at = pooling_index(model)
+        if output_type == "pre_dense" and not has_dense(model):
+            logger.info(
+                "The teacher has no Dense layer (modules: %s): teacher_embedding_pre_dense is "
+                "its pooled output before any Normalize.",
+                module_names(model),
+            )
+        transformer = model[0]
+        if output_type == "hidden_states":
+            # Hidden states are mean-pooled with the attention mask, so keep padded inputs.
+            transformer.auto_model.config.output_hidden_states = True
+            if hasattr(transformer, "unpad_inputs"):
+                transformer.unpad_inputs = False
+
+    @property
+    def max_seq_length(self) -> int:
+        """The longest input, in tokens, that the teacher reads (longer texts are truncated)."""
+        return int(self.model.max_seq_length or 512)
+
+    def columns(self) -> dict[str, int]:
+        """Output column name -> embedding dimension."""
+        pooled_dim = self._modules[self._pool_at].get_embedding_dimension()
+        if self.output_type == "hidden_states":
+            hidden = self.model[0].auto_model.config.get_text_config().hidden_size
+            return {hidden_state_column(i): int(hidden) for i in self.layers}
+        columns = {PRE_DENSE_COLUMN: int(pooled_dim)}
+        if self.output_type == "final":
+            columns = {FINAL_COLUMN: int(self.model.get_embedding_dimension()), **columns}
+        return columns
+
+    def tokenize(self, texts: list[str]) -> dict[str, Any]:
+        """Tokenize a batch (on CPU; may run in a DataLoader worker)."""
+        return self.model.preprocess(texts)
+
+    @torch.inference_mode()
+    def forward(self, features: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run the teacher once and return float32 arrays keyed by output column."""
+        features = batch_to_device(features, self.model.device)
+        outputs: dict[str, torch.Tensor] = {}
+        for index, module in enumerate(self._modules):
+            features = module(features)
+            if index == self._pool_at:
+                outputs[PRE_DENSE_COLUMN] = features["sentence_embedding"]
+                if self.output_type != "final":
+                    break
+        if self.output_type == "final":
+            outputs[FINAL_COLUMN] = features["sentence_embedding"]
+        if self.output_type == "hidden_states":
+            mask = features["attention_mask"].unsqueeze(-1).to(torch.float32)  # (batch, seq, 1)
+            hidden = features["all_layer_embeddings"]  # (layers + 1) x (batch, seq, hidden)
+            outputs = {
+                hidden_state_column(i): (hidden[i].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
+                for i in self.layers
+            }
+        return {name: t.float().cpu().numpy() for name, t in outputs.items()}

@@ -1,0 +1,126 @@
+"""Metrics that compare a student with its teacher: agreement, gold similarity, cost."""
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from scipy.stats import pearsonr, spearmanr
+from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """The ``evaluation`` parameter group.
+
+    Attributes:
+        heldout_fraction: Fraction of the embedded rows kept out of training for evaluation.
+        max_heldout_rows: Cap on held-out rows (evaluation cost stays bounded).
+        speed_texts: Texts timed to measure texts/s of teacher and student.
+        seed: Seed of the train/held-out split.
+    """
+
+    heldout_fraction: float = 0.1
+    max_heldout_rows: int = 2000
+    speed_texts: int = 256
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heldout_fraction < 1:
+            raise ValueError(
+                f"evaluation.heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}."
+            )
+
+
+def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, Dataset]:
+    """Deterministic (train, held-out) split; the held-out part is capped in size."""
+    if len(dataset) < 2:
+        raise ValueError(
+            f"Need at least 2 embedded rows to hold some out for evaluation, got {len(dataset)}."
+        )
+    heldout = min(max(1, round(len(dataset) * config.heldout_fraction)), config.max_heldout_rows)
+    parts = dataset.train_test_split(test_size=heldout, seed=config.seed, shuffle=True)
+    return parts["train"], parts["test"]
+
+
+def encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
+    """Embeddings as float32 numpy (rows, dim)."""
+    return np.asarray(
+        model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False),
+        dtype=np.float32,
+    )
+
+
+def agreement(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+    """MSE and mean cosine similarity between matching rows of two embedding matrices."""
+    mse = float(np.mean((student - teacher) ** 2))
+    norms = np.linalg.norm(student, axis=1) * np.linalg.norm(teacher, axis=1)
+    cosine = np.sum(student * teacher, axis=1) / np.maximum(norms, 1e-12)
+    return {"mse": mse, "mean_cosine": float(np.mean(cosine))}
+
+
+def gold_similarity(
+    model: SentenceTransformer, pairs: Dataset, batch_size: int
+) -> dict[str, float]:
+    """Pearson and Spearman correlation of cosine similarity with human scores."""
+    left = encode(model, pairs["text_1"], batch_size)
+    right = encode(model, pairs["text_2"], batch_size)
+    cosine = np.sum(left * right, axis=1) / np.maximum(
+        np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1), 1e-12
+    )
+    scores = np.asarray(pairs["score"], dtype=np.float64)
+    return {
+        "pearson": float(pearsonr(cosine, scores).statistic),
+        "spearman": float(spearmanr(cosine, scores).statistic),
+    }
+
+
+def cost(model: SentenceTransformer, texts: list[str], batch_size: int) -> dict[str, float]:
+    """Parameter count, weight size (MB) and measured texts/s on the model's device."""
+    parameters = sum(p.numel() for p in model.parameters())
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    encode(model, texts[:batch_size], batch_size)  # warm-up
+    started = time.perf_counter()
+    encode(model, texts, batch_size)
+    seconds = time.perf_counter() - started
+    return {
+        "parameters": int(parameters),
+        "weights_mb": round(weight_bytes / 2**20, 2),
+        "texts_per_second": round(len(texts) / seconds, 2) if seconds > 0 else float("inf"),
+    }
+
+
+def evaluate_models(
+    models: dict[str, SentenceTransformer],
+    heldout: Dataset,
+    *,
+    text_column: str,
+    target_column: str,
+    gold_pairs: Dataset | None,
+    batch_size: int,
+    speed_texts: int,
+) -> dict[str, Any]:
+    """Evaluate each named model (``teacher``, ``student_before``, ``student_after``).
+
+    Agreement with the stored teacher embeddings is computed for every model whose output size
+    matches the target; gold similarity when ``gold_pairs`` is given; cost always.
+    """
+    texts = heldout[text_column]
+    target = np.asarray(heldout.with_format("numpy")[target_column], dtype=np.float32)
+    results: dict[str, Any] = {"heldout_rows": len(heldout), "target_column": target_column}
+    for name, model in models.items():
+        logger.info("Evaluating %s", name)
+        entry: dict[str, Any] = {}
+        if name != "teacher":
+            embeddings = encode(model, texts, batch_size)
+            if embeddings.shape[1] == target.shape[1]:
+                entry["heldout"] = agreement(embeddings, target)
+        if gold_pairs is not None:
+            entry["gold"] = gold_similarity(model, gold_pairs, batch_size)
+        entry["cost"] = cost(model, texts[:speed_texts], batch_size)
+        results[name] = entry
+    return results

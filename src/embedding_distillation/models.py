@@ -1,0 +1,146 @@
+"""Loading sentence-transformers models from a Hub id or a local folder, and looking inside them.
+
+A sentence-transformers model is a sequence of modules. The conventions used across the project:
+
+- the *backbone* is every module up to and including the first ``Pooling`` module;
+- the *head* is what follows (``Dense`` layers, ``Normalize``);
+- ``pre_dense`` embeddings are the backbone's output (the pooled vector before any Dense or
+  Normalize), ``final`` embeddings are the whole model's output.
+"""
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Pooling
+
+from embedding_distillation.compute import (
+    ComputeConfig,
+    attention_implementation,
+    maybe_compile,
+    resolve_device,
+    torch_dtype,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def looks_like_local_path(source: str) -> bool:
+    """True when ``source`` is written as a filesystem path rather than a Hub id.
+
+    Hub ids are ``name`` or ``namespace/name``; anything starting with ``.``, ``/`` or ``~``,
+    or with more than one ``/``, or using the OS separator on Windows, is a path.
+    """
+    return (
+        source.startswith((".", "/", "~"))
+        or source.count("/") > 1
+        or (os.sep != "/" and os.sep in source)
+    )
+
+
+def resolve_model_source(source: str | os.PathLike[str], *, what: str = "model") -> str:
+    """Return a loadable model reference, or fail clearly for a local path that is missing.
+
+    Args:
+        source: A Hub id (``org/name``) or a path to a sentence-transformers model folder.
+        what: How to name the model in errors (``"teacher_model"``, ``"student_model"``).
+
+    Returns:
+        The absolute path for an existing folder, else the Hub id unchanged.
+    """
+    text = os.fspath(source)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise NotADirectoryError(
+                f"{what} {text!r} is a file; pass the folder that holds a sentence-transformers "
+                "model (with modules.json or config.json)."
+            )
+        return str(path.resolve())
+    if looks_like_local_path(text) or not text:
+        raise FileNotFoundError(
+            f"{what} path {text!r} does not exist (working directory: {Path.cwd()}). "
+            "Pass an existing model folder, or a Hugging Face Hub id such as "
+            "'sentence-transformers/all-MiniLM-L6-v2'."
+        )
+    return text
+
+
+def load_model_config(source: str) -> Any:
+    """Load only the transformer config (cheap: no weights) to validate options early."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source)
+    except OSError as e:
+        raise OSError(
+            f"Could not read the model config of {source!r}: {e}. If this is a Hub id, check the "
+            "name and your network/HF_ENDPOINT; if it is a local folder, it must hold config.json."
+        ) from e
+
+
+def load_sentence_transformer(
+    source: str, compute: ComputeConfig, *, for_training: bool = False
+) -> SentenceTransformer:
+    """Load a sentence-transformers model on the configured device, dtype and attention.
+
+    For inference the weights are cast to the requested precision; for training they stay in
+    float32 and the trainer applies mixed precision.
+    """
+    device = resolve_device(compute.device)
+    model_kwargs: dict[str, Any] = {
+        "attn_implementation": attention_implementation(compute, device)
+    }
+    if not for_training and compute.precision != "fp32":
+        model_kwargs["dtype"] = torch_dtype(compute)
+    try:
+        model = SentenceTransformer(source, device=str(device), model_kwargs=model_kwargs)
+    except OSError as e:
+        raise OSError(
+            f"Could not load the sentence-transformers model {source!r}: {e}. Check the Hub id "
+            "(and network/HF_ENDPOINT) or pass a local model folder."
+        ) from e
+    if not for_training:
+        model.eval()
+        maybe_compile(model, compute)
+    return model
+
+
+def pooling_index(model: SentenceTransformer) -> int:
+    """Index of the first Pooling module: the end of the backbone."""
+    for index, module in enumerate(model):
+        if isinstance(module, Pooling):
+            return index
+    raise ValueError(
+        f"The model has no Pooling module (modules: {module_names(model)}); "
+        "this project needs a sentence-transformers model that pools token embeddings."
+    )
+
+
+def module_names(model: SentenceTransformer) -> list[str]:
+    """Class names of the model's modules, in order (for logs and errors)."""
+    return [type(module).__name__ for module in model]
+
+
+def has_dense(model: SentenceTransformer) -> bool:
+    """True when a Dense layer follows the pooling module."""
+    return any(type(m).__name__ == "Dense" for m in list(model)[pooling_index(model) + 1 :])
+
+
+def backbone(model: SentenceTransformer) -> SentenceTransformer:
+    """A model that shares the backbone modules of ``model`` (up to and including Pooling)."""
+    modules = list(model)[: pooling_index(model) + 1]
+    return SentenceTransformer(modules=modules, device=str(model.device))
+
+
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 over the model's parameters and buffers, in name order (a content hash)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

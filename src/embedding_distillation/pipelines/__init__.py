@@ -1,0 +1,1 @@
+"""The project's pipelines: ``teacher_embeddings`` and ``distillation``."""

@@ -1,0 +1,51 @@
+"""The ``distillation`` pipeline: teacher embeddings -> trained student -> evaluation report."""
+
+from kedro.pipeline import Node, Pipeline
+
+from embedding_distillation.pipelines.distillation.nodes import (
+    evaluate_student,
+    split_embeddings,
+    train_student_model,
+    write_report,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Split, train, evaluate, report."""
+    return Pipeline(
+        [
+            Node(
+                func=split_embeddings,
+                inputs=["teacher_embeddings", "params:evaluation"],
+                outputs=["train_embeddings", "heldout_embeddings"],
+                name="split_embeddings",
+            ),
+            Node(
+                func=train_student_model,
+                inputs=["train_embeddings", "params:distillation", "params:compute"],
+                outputs=["student_model", "training_metrics"],
+                name="train_student",
+            ),
+            Node(
+                func=evaluate_student,
+                inputs=[
+                    "student_model",
+                    "heldout_embeddings",
+                    "gold_pairs",
+                    "training_metrics",
+                    "params:distillation",
+                    "params:teacher_embeddings",
+                    "params:compute",
+                    "params:evaluation",
+                ],
+                outputs="distillation_metrics",
+                name="evaluate_student",
+            ),
+            Node(
+                func=write_report,
+                inputs="distillation_metrics",
+                outputs="distillation_report",
+                name="write_report",
+            ),
+        ]
+    )

@@ -1,0 +1,145 @@
+"""``EmbeddingTrainerConfig``: the seed's training options (and a few documented extras)."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, get_args
+
+from embedding_distillation.compute import ComputeConfig, from_params
+from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUMN
+
+TargetType = Literal["final", "pre_dense"]
+LossType = Literal["mse", "cosine"]
+Projection = Literal["learned", "none"]
+
+COMPUTE_FIELDS = (
+    "device",
+    "use_fp16",
+    "use_bf16",
+    "compile_model",
+    "use_flash_attention",
+    "gradient_checkpointing",
+)
+
+
+@dataclass(frozen=True)
+class EmbeddingTrainerConfig:
+    """Options of a distillation run. Every seed field keeps the seed's name and default.
+
+    Attributes:
+        student_model: Hub id or local folder of the student sentence-transformer.
+        target_type: ``final`` trains the whole student against the teacher's final embeddings;
+            ``pre_dense`` trains the student's backbone (output before its first Dense layer)
+            against the teacher's pre-Dense embeddings.
+        learning_rate: Peak learning rate.
+        num_epochs: Passes over the training rows.
+        batch_size: Training batch size.
+        warmup_ratio: Fraction of steps with linear warmup.
+        weight_decay: AdamW weight decay.
+        max_grad_norm: Gradient clipping norm.
+        loss_type: ``mse`` or ``cosine`` (1 - cosine similarity).
+        text_column: Column holding the texts.
+        final_embedding_column: Column with the teacher's final embeddings.
+        pre_dense_embedding_column: Column with the teacher's pre-Dense embeddings.
+        output_dir: Where checkpoints (and, from the Python API, the final model) are saved.
+        save_steps: Checkpoint every N optimizer steps.
+        logging_steps: Log loss every N optimizer steps.
+        push_to_hub: Push the trained student to the Hub.
+        hub_model_id: Model repo for the push.
+        hub_token: Hub token (never logged or shown).
+        use_fp16: Mixed precision float16.
+        use_bf16: Mixed precision bfloat16.
+        compile_model: ``torch.compile`` the student.
+        use_flash_attention: flash_attention_2 when installed, else sdpa.
+        gradient_checkpointing: Recompute activations to save memory.
+        device: Extra: ``auto``, ``cuda``, ``mps`` or ``cpu``.
+        projection: Extra: when the student's output size differs from the target's, ``learned``
+            appends a trainable ``Dense(student_dim -> target_dim)`` (kept in the saved model,
+            before any ``Normalize``); ``none`` raises instead.
+        seed: Extra: random seed for initialisation and shuffling.
+        split: Extra: split to read when the dataset is a Hub id or folder with several.
+    """
+
+    student_model: str
+    target_type: TargetType = "final"
+    learning_rate: float = 2e-5
+    num_epochs: int = 3
+    batch_size: int = 32
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    loss_type: LossType = "mse"
+    text_column: str = "text"
+    final_embedding_column: str = FINAL_COLUMN
+    pre_dense_embedding_column: str = PRE_DENSE_COLUMN
+    output_dir: str = "./trained_model"
+    save_steps: int = 1000
+    logging_steps: int = 100
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_token: str | None = field(default=None, repr=False)
+    use_fp16: bool = False
+    use_bf16: bool = False
+    compile_model: bool = False
+    use_flash_attention: bool = False
+    gradient_checkpointing: bool = False
+    device: str = "auto"
+    projection: Projection = "learned"
+    seed: int = 42
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        if not self.student_model or not isinstance(self.student_model, str):
+            raise ValueError("student_model is required: a Hub id or a local model folder.")
+        _check_choice("target_type", self.target_type, get_args(TargetType))
+        _check_choice("loss_type", self.loss_type, get_args(LossType))
+        _check_choice("projection", self.projection, get_args(Projection))
+        for name in ("num_epochs", "batch_size", "save_steps", "logging_steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
+        if self.push_to_hub and not self.hub_model_id:
+            raise ValueError(
+                "push_to_hub is true but hub_model_id is not set; give the model repo id, "
+                "e.g. hub_model_id='your-name/distilled-model'."
+            )
+        self.compute  # validates device and precision flags  # noqa: B018
+
+    @property
+    def compute(self) -> ComputeConfig:
+        """The device and precision options as a :class:`ComputeConfig`."""
+        return ComputeConfig(
+            batch_size=self.batch_size, **{name: getattr(self, name) for name in COMPUTE_FIELDS}
+        )
+
+    @property
+    def target_column(self) -> str:
+        """The embedding column the student is trained against."""
+        if self.target_type == "final":
+            return self.final_embedding_column
+        return self.pre_dense_embedding_column
+
+    @classmethod
+    def from_params(
+        cls, params: dict[str, Any], compute: dict[str, Any] | None = None
+    ) -> "EmbeddingTrainerConfig":
+        """Build from the Kedro ``distillation`` group, taking device/precision from ``compute``.
+
+        ``compute.batch_size`` is the encoding batch size and is not used for training.
+        """
+        shared = ComputeConfig.from_params(compute).to_dict()
+        merged = {name: shared[name] for name in COMPUTE_FIELDS} | dict(params)
+        return from_params(cls, merged, group="distillation")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields, without the token."""
+        values = asdict(self)
+        values["hub_token"] = "***" if self.hub_token else None
+        return values
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")

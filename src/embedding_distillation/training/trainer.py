@@ -1,0 +1,175 @@
+"""Train a student sentence-transformer on stored teacher embeddings.
+
+Built on ``SentenceTransformerTrainer`` (shuffling, warmup, weight decay, clipping, mixed
+precision, gradient checkpointing, checkpoints and DDP come from there) with the
+sentence-transformers distillation losses: ``MSELoss`` and ``EmbedDistillLoss(cosine)``.
+"""
+
+import logging
+import math
+from typing import Any
+
+import torch
+from datasets import Dataset
+from sentence_transformers import (
+    SentenceTransformer,
+    SentenceTransformerTrainer,
+    SentenceTransformerTrainingArguments,
+)
+from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MSELoss
+from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+
+from embedding_distillation.models import (
+    backbone,
+    has_dense,
+    load_sentence_transformer,
+    module_names,
+    resolve_model_source,
+)
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+
+logger = logging.getLogger(__name__)
+
+
+def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int:
+    """Fail clearly on missing columns or an empty dataset; return the target dimension."""
+    missing = [
+        column
+        for column in (config.text_column, config.target_column)
+        if column not in dataset.column_names
+    ]
+    if missing:
+        hint = (
+            " The embeddings were made with output_type 'pre_dense' or 'hidden_states'; use "
+            "target_type 'pre_dense' or re-encode with output_type 'final'."
+            if config.target_column == config.final_embedding_column
+            else ""
+        )
+        raise ValueError(
+            f"Training data lacks column(s) {missing} needed for target_type "
+            f"{config.target_type!r}; its columns are {dataset.column_names}.{hint}"
+        )
+    if len(dataset) == 0:
+        raise ValueError("The training data is empty (0 rows); nothing to train on.")
+    first = dataset[0][config.target_column]
+    return len(first)
+
+
+def prepare_student(config: EmbeddingTrainerConfig, target_dim: int) -> SentenceTransformer:
+    """Load the student and shape it to the target: backbone for pre_dense, projection if needed."""
+    source = resolve_model_source(config.student_model, what="student_model")
+    torch.manual_seed(config.seed)
+    model = load_sentence_transformer(source, config.compute, for_training=True)
+    if config.target_type == "pre_dense":
+        if has_dense(model):
+            logger.info(
+                "target_type 'pre_dense': training the student's backbone (modules up to Pooling "
+                "of %s); its Dense layers are not part of the trained model.",
+                module_names(model),
+            )
+        else:
+            logger.info(
+                "target_type 'pre_dense': the student has no Dense layer, so the whole student "
+                "(without Normalize) is trained against the teacher's pre-Dense embeddings."
+            )
+        model = backbone(model)
+    return add_projection(model, target_dim, config)
+
+
+def add_projection(
+    model: SentenceTransformer, target_dim: int, config: EmbeddingTrainerConfig
+) -> SentenceTransformer:
+    """Append a learned ``Dense(student_dim -> target_dim)`` when the sizes differ."""
+    student_dim = model.get_embedding_dimension()
+    if student_dim == target_dim:
+        return model
+    if config.projection == "none":
+        raise ValueError(
+            f"The student outputs {student_dim}-d embeddings but the target "
+            f"{config.target_column!r} is {target_dim}-d. Set projection: learned to add a "
+            "trainable Dense projection, or pick a student/target of the same size."
+        )
+    modules = list(model)
+    normalize_at = next(
+        (i for i, m in enumerate(modules) if isinstance(m, Normalize)), len(modules)
+    )
+    projection = Dense(student_dim, target_dim, activation_function=torch.nn.Identity())
+    modules.insert(normalize_at, projection.to(model.device))
+    logger.info(
+        "The student outputs %d-d embeddings and the target is %d-d: added a learned "
+        "Dense(%d -> %d) projection (saved with the model).",
+        student_dim,
+        target_dim,
+        student_dim,
+        target_dim,
+    )
+    return SentenceTransformer(modules=modules, device=str(model.device))
+
+
+def training_arguments(
+    config: EmbeddingTrainerConfig, num_rows: int
+) -> SentenceTransformerTrainingArguments:
+    """Map the config onto the Hugging Face/sentence-transformers training arguments."""
+    steps = math.ceil(num_rows / config.batch_size) * config.num_epochs
+    # Floor, not ceil: a run of a few steps must not spend them all at learning rate 0.
+    warmup_steps = int(config.warmup_ratio * steps)
+    compute = config.compute
+    return SentenceTransformerTrainingArguments(
+        output_dir=config.output_dir,
+        num_train_epochs=config.num_epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_steps=warmup_steps,
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        fp16=compute.use_fp16,
+        bf16=compute.use_bf16,
+        torch_compile=compute.compile_model,
+        activation_checkpointing=compute.gradient_checkpointing,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        logging_steps=config.logging_steps,
+        seed=config.seed,
+        use_cpu=compute.device == "cpu",
+        report_to="none",
+        disable_tqdm=False,
+    )
+
+
+def train_student(
+    model: SentenceTransformer, dataset: Dataset, config: EmbeddingTrainerConfig
+) -> dict[str, Any]:
+    """Train ``model`` in place on ``dataset`` and return the training metrics.
+
+    Returns:
+        ``train_loss`` (mean over the run), ``train_runtime`` (s), ``train_samples_per_second``,
+        ``global_step`` and ``log_history`` (the trainer's logged entries).
+    """
+    train_data = dataset.select_columns([config.text_column, config.target_column])
+    train_data = train_data.rename_column(config.target_column, "label")
+    if config.loss_type == "mse":
+        loss: torch.nn.Module = MSELoss(model)
+    else:
+        loss = EmbedDistillLoss(model, distance_metric="cosine")
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=training_arguments(config, len(train_data)),
+        train_dataset=train_data,
+        loss=loss,
+    )
+    logger.info(
+        "Training %d rows x %d epochs (batch %d, %s loss, target %s)",
+        len(train_data),
+        config.num_epochs,
+        config.batch_size,
+        config.loss_type,
+        config.target_column,
+    )
+    result = trainer.train()
+    return {
+        "train_loss": float(result.training_loss),
+        "train_runtime": float(result.metrics.get("train_runtime", 0.0)),
+        "train_samples_per_second": float(result.metrics.get("train_samples_per_second", 0.0)),
+        "global_step": int(result.global_step),
+        "log_history": list(trainer.state.log_history),
+    }

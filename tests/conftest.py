@@ -1,0 +1,145 @@
+"""Shared fixtures: tiny real sentence-transformers models built in-process, and small corpora.
+
+Nothing here downloads anything: the tokenizer is a WordPiece trained on the fixture sentences
+and the models are 2-layer BERTs of width 32/48 with random weights (seeded).
+"""
+
+import os
+import random
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest
+import torch
+from datasets import Dataset
+
+WORDS = (
+    "the a cat dog bird fish runs sleeps eats flies swims quickly slowly big small red blue green "
+    "house tree river city car train music book reads writes paper science data model learns "
+    "teacher student embedding vector space sentence word night day sun moon rain snow"
+).split()
+
+
+def make_sentences(count: int, seed: int = 0) -> list[str]:
+    """Random sentences of 3..24 words over a small vocabulary (varied lengths)."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS, k=rng.randint(3, 24))) for _ in range(count)]
+
+
+def build_tokenizer(folder: Path) -> None:
+    """Train a WordPiece tokenizer on the fixture vocabulary and save it as a BERT tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
+    tokenizer.train_from_iterator(make_sentences(300) + [" ".join(WORDS)], trainer=trainer)
+    cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    )
+    fast.save_pretrained(folder)
+
+
+def build_model(
+    folder: Path, *, hidden: int, layers: int = 2, dense: int | None = None, seed: int = 0
+) -> Path:
+    """Save a tiny BERT sentence-transformer: Transformer, Pooling[, Dense], Normalize."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Dense,
+        Normalize,
+        Pooling,
+        Transformer,
+    )
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    backbone_dir = folder / "backbone"
+    build_tokenizer(backbone_dir)
+    config = BertConfig(
+        vocab_size=200,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(backbone_dir)
+    transformer = Transformer(str(backbone_dir), max_seq_length=64)
+    modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode="mean")]
+    if dense is not None:
+        modules.append(Dense(hidden, dense, activation_function=torch.nn.Tanh()))
+    modules.append(Normalize())
+    model = SentenceTransformer(modules=modules, device="cpu")
+    model_dir = folder / "model"
+    model.save(str(model_dir))
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Folder with the tiny models, built once per test session."""
+    root = tmp_path_factory.mktemp("models")
+    build_model(root / "teacher_dense", hidden=48, dense=40, seed=1)
+    build_model(root / "teacher_plain", hidden=48, layers=3, seed=2)
+    build_model(root / "student", hidden=32, seed=3)
+    build_model(root / "student_dense", hidden=32, dense=40, seed=4)
+    return root
+
+
+@pytest.fixture(scope="session")
+def teacher_dense(models_dir: Path) -> str:
+    """Teacher with a Dense layer (48 -> 40): pre_dense and final differ in size."""
+    return str(models_dir / "teacher_dense" / "model")
+
+
+@pytest.fixture(scope="session")
+def teacher_plain(models_dir: Path) -> str:
+    """Teacher without Dense (3 layers, 48-d)."""
+    return str(models_dir / "teacher_plain" / "model")
+
+
+@pytest.fixture(scope="session")
+def student(models_dir: Path) -> str:
+    """Student without Dense (32-d): needs a projection to meet a 40/48-d target."""
+    return str(models_dir / "student" / "model")
+
+
+@pytest.fixture(scope="session")
+def student_dense(models_dir: Path) -> str:
+    """Student with a Dense layer (32 -> 40)."""
+    return str(models_dir / "student_dense" / "model")
+
+
+@pytest.fixture
+def corpus() -> Dataset:
+    """A 50-row corpus with a `text` column and an extra column."""
+    texts = make_sentences(50, seed=7)
+    return Dataset.from_dict({"text": texts, "source": ["fixture"] * len(texts)})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_hf_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Keep datasets' Arrow cache out of the user's home."""
+    import datasets
+
+    cache = tmp_path_factory.getbasetemp() / "hf_datasets_cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
