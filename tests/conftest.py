@@ -39,7 +39,7 @@ def build_tokenizer(folder: Path) -> None:
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     trainer = trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials)
-    tokenizer.train_from_iterator(make_sentences(300) + [" ".join(WORDS)], trainer=trainer)
+    tokenizer.train_from_iterator([*make_sentences(300), " ".join(WORDS)], trainer=trainer)
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

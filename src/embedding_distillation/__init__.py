@@ -21,7 +21,12 @@ _API = {
     "EmbeddingTrainerConfig": "embedding_distillation.training.config",
 }
 
-__all__ = [*_API, "__version__"]
+__all__ = [
+    "EmbeddingDistillationTrainer",
+    "EmbeddingTrainerConfig",
+    "TeacherEmbeddingsGenerator",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

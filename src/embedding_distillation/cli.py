@@ -1,6 +1,7 @@
 """Project commands added to ``kedro``: ``kedro catalog list``."""
 
 from pathlib import Path
+from typing import Any
 
 import click
 from kedro.framework.session import KedroSession
@@ -28,7 +29,7 @@ def list_datasets(env: str | None, pipelines: tuple[str, ...]) -> None:
     project_path = Path.cwd()
     bootstrap_project(project_path)
     with KedroSession.create(project_path=project_path, env=env) as session:
-        data_catalog = session.load_context().catalog
+        data_catalog = session.load_context().catalog  # type: ignore[attr-defined]
         for name in pipelines or sorted(registered):
             click.echo(f"{name}:")
             for dataset_name in sorted(registered[name].datasets()):
@@ -37,7 +38,7 @@ def list_datasets(env: str | None, pipelines: tuple[str, ...]) -> None:
                 click.echo(f"  {dataset_name}: {_describe(data_catalog, dataset_name)}")
 
 
-def _describe(data_catalog, name: str) -> str:
+def _describe(data_catalog: Any, name: str) -> str:
     if name not in data_catalog:
         return "MemoryDataset (not in catalog)"
     dataset = data_catalog[name]

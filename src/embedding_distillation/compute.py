@@ -118,22 +118,26 @@ def torch_dtype(compute: ComputeConfig) -> torch.dtype:
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute.precision]
 
 
-def attention_implementation(compute: ComputeConfig, device: torch.device) -> str:
-    """Pick the attention kernel: flash_attention_2 when asked for and usable, else sdpa."""
+def attention_implementation(compute: ComputeConfig, device: torch.device) -> str | None:
+    """Pick the attention kernel: flash_attention_2 when asked for and usable.
+
+    ``None`` leaves the choice to transformers, which uses PyTorch's fused sdpa attention
+    where the architecture supports it and eager attention otherwise (MPNet, for one).
+    """
     if not compute.use_flash_attention:
-        return "sdpa"
+        return None
     from transformers.utils import is_flash_attn_2_available
 
     if device.type == "cuda" and is_flash_attn_2_available():
         return "flash_attention_2"
     logger.warning(
         "use_flash_attention is set but flash-attn is not usable here (device %s, installed: %s); "
-        "using PyTorch's sdpa attention instead. Install it with "
+        "using PyTorch's sdpa attention where the model supports it. Install flash-attn with "
         "`pip install flash-attn --no-build-isolation` on a CUDA machine.",
         device.type,
         is_flash_attn_2_available(),
     )
-    return "sdpa"
+    return None
 
 
 def maybe_compile(model: torch.nn.Module, compute: ComputeConfig) -> torch.nn.Module:

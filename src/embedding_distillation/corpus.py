@@ -8,6 +8,7 @@ rejected, as the caller chooses.
 import logging
 import os
 from pathlib import Path
+from typing import TypeAlias
 
 import datasets
 from datasets import Dataset, DatasetDict, IterableDataset
@@ -28,7 +29,7 @@ BUILDERS = {
     ".arrow": "arrow",
 }
 
-CorpusSource = str | os.PathLike[str] | Dataset
+CorpusSource: TypeAlias = str | os.PathLike[str] | Dataset
 
 
 def load_corpus(

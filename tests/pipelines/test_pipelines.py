@@ -128,7 +128,5 @@ def test_distillation_reproduces_from_an_older_embeddings_version(
         filepath=str(tmp_path / "teacher_embeddings"), version=Version(older, None)
     )
     SequentialRunner().run(distillation.create_pipeline(), pinned)
-    metrics = json.loads(
-        next((tmp_path / "metrics.json").glob("*/metrics.json")).read_text()
-    )
+    metrics = json.loads(next((tmp_path / "metrics.json").glob("*/metrics.json")).read_text())
     assert metrics["heldout_rows"] == 10  # 25% of the older 40-row version, not of 24 rows

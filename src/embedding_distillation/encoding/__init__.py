@@ -1,0 +1,1 @@
+"""Teacher encoding: one forward pass per batch into Parquet shards."""

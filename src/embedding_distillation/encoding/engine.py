@@ -203,8 +203,8 @@ def run_encoding(
         store: The shard folder.
         on_shard: Called after each shard as ``on_shard(store, rows, is_last)`` (Hub pushes).
     """
-    done_rows = store.begin(job.identity())
-    first_shard = done_rows // job.config.chunk_size
+    first_shard = store.begin(job.identity())
+    done_rows = min(first_shard * job.config.chunk_size, job.num_rows)
     if first_shard:
         logger.info(
             "Resuming: %d of %d shards already done in %s",

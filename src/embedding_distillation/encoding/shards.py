@@ -86,7 +86,7 @@ class ShardStore:
         return bool(manifest and manifest["complete"])
 
     def begin(self, identity: dict[str, Any]) -> int:
-        """Open the folder for the job ``identity``; return how many rows are already done.
+        """Open the folder for the job ``identity``; return how many shards are already done.
 
         Raises:
             ShardFolderError: The folder holds another job's shards, or files without a manifest.
@@ -121,7 +121,7 @@ class ShardStore:
             )
         self._check_listed_shards(manifest)
         self._remove_unlisted_files(manifest)
-        return int(manifest["num_rows"])
+        return len(manifest["shards"])
 
     def _check_listed_shards(self, manifest: dict[str, Any]) -> None:
         for shard in manifest["shards"]:

@@ -59,7 +59,7 @@ class TeacherEncoder:
         self.model = model
         self.output_type = output_type
         self.layers = list(layers or [])
-        self._modules = list(model)
+        self._modules: list[Any] = list(model)
         self._pool_at = pooling_index(model)
         if output_type == "pre_dense" and not has_dense(model):
             logger.info(
@@ -67,7 +67,7 @@ class TeacherEncoder:
                 "its pooled output before any Normalize.",
                 module_names(model),
             )
-        transformer = model[0]
+        transformer: Any = model[0]
         if output_type == "hidden_states":
             # Hidden states are mean-pooled with the attention mask, so keep padded inputs.
             transformer.auto_model.config.output_hidden_states = True
@@ -83,11 +83,12 @@ class TeacherEncoder:
         """Output column name -> embedding dimension."""
         pooled_dim = self._modules[self._pool_at].get_embedding_dimension()
         if self.output_type == "hidden_states":
-            hidden = self.model[0].auto_model.config.get_text_config().hidden_size
+            transformer: Any = self.model[0]
+            hidden = transformer.auto_model.config.get_text_config().hidden_size
             return {hidden_state_column(i): int(hidden) for i in self.layers}
         columns = {PRE_DENSE_COLUMN: int(pooled_dim)}
         if self.output_type == "final":
-            columns = {FINAL_COLUMN: int(self.model.get_embedding_dimension()), **columns}
+            columns = {FINAL_COLUMN: int(self.model.get_embedding_dimension() or 0), **columns}
         return columns
 
     def tokenize(self, texts: list[str]) -> dict[str, Any]:

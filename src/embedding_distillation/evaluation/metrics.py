@@ -43,6 +43,7 @@ def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, 
             f"Need at least 2 embedded rows to hold some out for evaluation, got {len(dataset)}."
         )
     heldout = min(max(1, round(len(dataset) * config.heldout_fraction)), config.max_heldout_rows)
+    heldout = min(heldout, len(dataset) - 1)  # keep at least one training row
     parts = dataset.train_test_split(test_size=heldout, seed=config.seed, shuffle=True)
     return parts["train"], parts["test"]
 

@@ -27,7 +27,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"`{metrics.get('student_model', '?')}`; target: `{metrics['target_column']}`; "
         f"held-out rows: {metrics['heldout_rows']:,}.",
         "",
-        "| model | held-out cosine | held-out MSE | gold Pearson | gold Spearman | params | texts/s |",
+        "| model | held-out cosine | held-out MSE | gold Pearson | gold Spearman | params "
+        "| texts/s |",
         "|---|---|---|---|---|---|---|",
     ]
     for key, name in NAMES.items():

@@ -1,0 +1,1 @@
+"""Training a student on stored teacher embeddings."""

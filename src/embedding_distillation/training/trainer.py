@@ -81,6 +81,7 @@ def add_projection(
 ) -> SentenceTransformer:
     """Append a learned ``Dense(student_dim -> target_dim)`` when the sizes differ."""
     student_dim = model.get_embedding_dimension()
+    assert student_dim is not None, "a pooled model has an embedding dimension"
     if student_dim == target_dim:
         return model
     if config.projection == "none":

@@ -1,0 +1,219 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from datasets import Dataset
+
+from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.encoding import engine, shards
+from embedding_distillation.encoding.config import EncodingConfig
+from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
+from embedding_distillation.encoding.shards import ShardStore
+
+CPU = ComputeConfig(device="cpu", batch_size=4)
+
+
+def _job(corpus, teacher, **options):
+    config = EncodingConfig(teacher_model=teacher, chunk_size=8, **options)
+    return prepare_encoding(corpus, config, CPU)
+
+
+def _arrays(dataset, column):
+    return np.asarray(dataset.with_format("numpy")[column])
+
+
+@pytest.fixture
+def reference(tmp_path, corpus, teacher_dense):
+    return run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "reference")).load()
+
+
+class Crash(Exception):
+    pass
+
+
+def _assert_same(resumed, reference):
+    assert resumed["row_id"] == reference["row_id"] == list(range(50))
+    assert resumed["text"] == reference["text"]
+    for column in ("teacher_embedding_final", "teacher_embedding_pre_dense"):
+        np.testing.assert_array_equal(_arrays(resumed, column), _arrays(reference, column))
+
+
+def test_resume_after_a_crash_inside_a_shard(
+    tmp_path, corpus, teacher_dense, reference, monkeypatch
+):
+    job = _job(corpus, teacher_dense)
+    original = job.shard_table
+    monkeypatch.setattr(
+        job, "shard_table", lambda i: (_ for _ in ()).throw(Crash()) if i == 3 else original(i)
+    )
+    with pytest.raises(Crash):
+        run_encoding(job, ShardStore(tmp_path / "out"))
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["num_rows"] == 24
+    monkeypatch.undo()
+
+    encoded = []
+    job = _job(corpus, teacher_dense)
+    original_table = job.shard_table
+    monkeypatch.setattr(job, "shard_table", lambda i: encoded.append(i) or original_table(i))
+    _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
+    assert encoded == [3, 4, 5, 6]  # shards 0-2 were not encoded again
+
+
+def test_resume_after_a_crash_during_the_manifest_write(
+    tmp_path, corpus, teacher_dense, reference, monkeypatch
+):
+    calls = {"n": 0}
+    original = shards._write_json_atomic
+
+    def flaky(path, payload):
+        calls["n"] += 1
+        if calls["n"] == 4:  # begin, shard 0, shard 1, then die while listing shard 2
+            path.with_name(f".{path.name}.tmp").write_text("{half")
+            raise Crash()
+        original(path, payload)
+
+    monkeypatch.setattr(shards, "_write_json_atomic", flaky)
+    with pytest.raises(Crash):
+        run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "out"))
+    monkeypatch.undo()
+    # Shard 2's file is on disk but not listed: it is redone, never half-trusted.
+    assert (tmp_path / "out" / "data" / "train-00002.parquet").exists()
+    _assert_same(
+        run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "out")).load(), reference
+    )
+
+
+def test_a_finished_folder_is_reused_without_encoding(tmp_path, corpus, teacher_dense, monkeypatch):
+    run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path))
+    job = _job(corpus, teacher_dense)
+    monkeypatch.setattr(job, "shard_table", lambda i: pytest.fail("re-encoded"))
+    assert run_encoding(job, ShardStore(tmp_path)).load().num_rows == 50
+
+
+def test_a_changed_corpus_is_refused(tmp_path, corpus, teacher_dense):
+    run_encoding(_job(corpus, teacher_dense, max_samples=16), ShardStore(tmp_path))
+    with pytest.raises(
+        shards.ShardFolderError, match=r"changed: \['corpus_fingerprint', 'num_rows'\]"
+    ):
+        run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path))
+
+
+def test_embeddings_do_not_depend_on_batch_mates(tmp_path, corpus, teacher_dense):
+    alone = run_encoding(
+        prepare_encoding(
+            corpus,
+            EncodingConfig(teacher_model=teacher_dense, chunk_size=50),
+            ComputeConfig(device="cpu", batch_size=1),
+        ),
+        ShardStore(tmp_path / "alone"),
+    ).load()
+    batched = run_encoding(
+        prepare_encoding(
+            corpus,
+            EncodingConfig(teacher_model=teacher_dense, chunk_size=50),
+            ComputeConfig(device="cpu", batch_size=16),
+        ),
+        ShardStore(tmp_path / "batched"),
+    ).load()
+    np.testing.assert_allclose(
+        _arrays(alone, "teacher_embedding_final"),
+        _arrays(batched, "teacher_embedding_final"),
+        atol=1e-5,
+    )
+
+
+def test_token_budget_batches_respect_the_budget(corpus, teacher_dense):
+    job = _job(corpus, teacher_dense, max_tokens_per_batch=64)
+    encoder = job.encoder()
+    texts = sorted(job.texts, key=len, reverse=True)
+    batches = list(job._batches(texts, encoder))
+    assert sum(len(b) for b in batches) == len(texts)
+    for batch in batches:
+        lengths = engine.token_lengths(encoder, batch)
+        assert len(batch) == 1 or max(lengths) * len(batch) <= 64
+
+
+def test_float16_storage(tmp_path, corpus, teacher_dense, reference):
+    half = run_encoding(
+        _job(corpus, teacher_dense, embedding_dtype="float16"), ShardStore(tmp_path / "h")
+    ).load()
+    assert half.features["teacher_embedding_final"].feature.dtype == "float16"
+    np.testing.assert_allclose(
+        _arrays(half, "teacher_embedding_final").astype(np.float32),
+        _arrays(reference, "teacher_embedding_final"),
+        atol=2e-3,
+    )
+
+
+def test_invalid_texts_are_skipped_and_row_ids_keep_the_source_position(tmp_path, teacher_dense):
+    data = Dataset.from_dict({"text": ["the cat", None, "", "a dog runs"]})
+    out = run_encoding(_job(data, teacher_dense), ShardStore(tmp_path)).load()
+    assert out["row_id"] == [0, 3]
+    assert out["text"] == ["the cat", "a dog runs"]
+
+
+def test_bad_input_fails_before_any_weights_load(corpus, teacher_plain, monkeypatch):
+    monkeypatch.setattr(engine, "load_sentence_transformer", lambda *a, **k: pytest.fail("loaded"))
+    with pytest.raises(ValueError, match="Text column 'body' not found"):
+        _job(corpus, teacher_plain, text_column="body")
+    with pytest.raises(ValueError, match=r"include \[7\], but the teacher has 3 layers"):
+        _job(corpus, teacher_plain, output_type="hidden_states", layer_indices=(0, 7))
+    with pytest.raises(
+        FileNotFoundError, match=r"teacher_model path '\./no/such/teacher' does not exist"
+    ):
+        _job(corpus, "./no/such/teacher")
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from datasets import Dataset
+    from embedding_distillation.compute import ComputeConfig
+    from embedding_distillation.encoding import engine
+    from embedding_distillation.encoding.config import EncodingConfig
+    from embedding_distillation.encoding.shards import ShardStore
+    texts = [l.rstrip("\\n") for l in open(sys.argv[3])]
+    job = engine.prepare_encoding(
+        Dataset.from_dict({"text": texts}),
+        EncodingConfig(teacher_model=sys.argv[1], chunk_size=8),
+        ComputeConfig(device="cpu", batch_size=4),
+    )
+    if sys.argv[4] == "slow":
+        table = job.shard_table
+        job.shard_table = lambda i: (time.sleep(0.3), table(i))[1]
+    engine.run_encoding(job, ShardStore(sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.slow
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, corpus, teacher_dense, reference):
+    script = tmp_path / "encode.py"
+    script.write_text(SCRIPT)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(corpus["text"]) + "\n")
+    out = tmp_path / "out"
+    args = [sys.executable, str(script), teacher_dense, str(out), str(texts)]
+    process = subprocess.Popen(
+        [*args, "slow"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        manifest = out / "manifest.json"
+        if manifest.exists() and json.loads(manifest.read_text())["num_rows"] >= 16:
+            break
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = json.loads((out / "manifest.json").read_text())
+    assert not done["complete"] and 16 <= done["num_rows"] < 50
+    subprocess.run(
+        [*args, "fast"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _assert_same(ShardStore(out).load(), reference)

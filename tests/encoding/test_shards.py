@@ -1,0 +1,99 @@
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
+
+IDENTITY = {"teacher_fingerprint": "abc", "num_rows": 4}
+
+
+def _table(start, rows, dtype="float32"):
+    values = np.arange(start * 3, (start + rows) * 3, dtype=np.float32).reshape(rows, 3)
+    return pa.table(
+        {"row_id": pa.array(range(start, start + rows)), "emb": embedding_array(values, dtype)}
+    )
+
+
+def test_shards_and_manifest_round_trip(tmp_path):
+    store = ShardStore(tmp_path / "out")
+    assert store.begin(IDENTITY) == 0
+    store.write_shard(0, _table(0, 2))
+    store.write_shard(1, _table(2, 2))
+    store.finish(seconds=1.0)
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["num_rows"] == 4 and manifest["seconds"] == 1.0
+    assert [s["file"] for s in manifest["shards"]] == [
+        "data/train-00000.parquet",
+        "data/train-00001.parquet",
+    ]
+    loaded = store.load()
+    assert loaded["row_id"] == [0, 1, 2, 3]
+    assert loaded.features["emb"].length == 3
+    np.testing.assert_array_equal(np.asarray(loaded["emb"][3]), [9, 10, 11])
+
+
+def test_float16_storage_round_trips_within_half_precision(tmp_path):
+    values = np.random.default_rng(0).standard_normal((5, 8)).astype(np.float32)
+    column = embedding_array(values, "float16")
+    assert column.type.value_type == pa.float16()
+    back = np.asarray(column.values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(5, 8)
+    np.testing.assert_allclose(back, values, rtol=1e-3, atol=1e-3)
+
+
+def test_a_different_job_is_refused_with_what_changed(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    with pytest.raises(
+        ShardFolderError,
+        match=r"different job \(changed: \['teacher_fingerprint'\]\); refusing to mix",
+    ):
+        store.begin({**IDENTITY, "teacher_fingerprint": "other"})
+
+
+def test_a_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ShardFolderError, match="is not empty but has no manifest.json"):
+        ShardStore(tmp_path).begin(IDENTITY)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"format_version": 99}', "is not a teacher-embeddings manifest"),
+    ],
+)
+def test_a_corrupt_manifest_is_an_error(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ShardFolderError, match=message):
+        ShardStore(tmp_path).begin(IDENTITY)
+
+
+def test_a_listed_shard_that_vanished_is_an_error(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    store.write_shard(0, _table(0, 2))
+    (tmp_path / "data" / "train-00000.parquet").unlink()
+    with pytest.raises(ShardFolderError, match="listed in the manifest but missing"):
+        store.begin(IDENTITY)
+
+
+def test_unlisted_leftovers_are_removed_on_resume(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    store.write_shard(0, _table(0, 2))
+    leftover = tmp_path / "data" / ".train-00001.parquet.tmp"
+    leftover.write_bytes(b"half a shard")
+    assert store.begin(IDENTITY) == 1
+    assert not leftover.exists()
+
+
+def test_loading_an_unfinished_folder_says_to_run_the_pipeline(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    with pytest.raises(
+        ShardFolderError, match=r"does not hold complete teacher embeddings \(0 shards\)"
+    ):
+        store.load()

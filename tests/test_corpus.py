@@ -1,0 +1,84 @@
+import pytest
+from datasets import Dataset, DatasetDict
+
+from embedding_distillation.corpus import (
+    check_text_column,
+    limit_rows,
+    load_corpus,
+    valid_row_ids,
+)
+
+
+def test_dataset_passes_through_and_max_samples_keeps_the_first_rows(corpus):
+    assert load_corpus(corpus) is corpus
+    limited = load_corpus(corpus, max_samples=5)
+    assert limited["text"] == corpus["text"][:5]
+    assert limit_rows(corpus, 1000) is corpus
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".csv"])
+def test_local_files_load_in_order(tmp_path, corpus, suffix):
+    path = tmp_path / f"corpus{suffix}"
+    {".parquet": corpus.to_parquet, ".jsonl": corpus.to_json, ".csv": corpus.to_csv}[suffix](
+        str(path)
+    )
+    assert load_corpus(path)["text"] == corpus["text"]
+
+
+def test_saved_dataset_dict_picks_the_split(tmp_path, corpus):
+    DatasetDict({"train": corpus, "test": corpus.select(range(3))}).save_to_disk(tmp_path / "dd")
+    assert len(load_corpus(tmp_path / "dd", split="test")) == 3
+    with pytest.raises(
+        ValueError, match=r"Split 'dev' not found .*available splits: \['test', 'train'\]"
+    ):
+        load_corpus(tmp_path / "dd", split="dev")
+
+
+def test_missing_local_path_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Corpus path '\./nope\.parquet' does not exist"):
+        load_corpus("./nope.parquet")
+
+
+def test_unknown_suffix_lists_the_supported_ones(tmp_path):
+    path = tmp_path / "corpus.xlsx"
+    path.write_text("x")
+    with pytest.raises(ValueError, match=r"unknown suffix\. Supported: \['\.arrow'"):
+        load_corpus(path)
+
+
+def test_unreachable_hub_id_explains_the_options():
+    with pytest.raises(OSError, match="Could not load dataset 'someone/missing-corpus'"):
+        load_corpus("someone/missing-corpus")
+
+
+def test_missing_text_column_names_the_existing_ones(corpus):
+    with pytest.raises(
+        ValueError, match=r"Text column 'sentence' not found .*\['text', 'source'\]"
+    ):
+        check_text_column(corpus, "sentence")
+
+
+def test_empty_corpus_is_rejected():
+    with pytest.raises(ValueError, match=r"The corpus is empty \(0 rows\)"):
+        check_text_column(Dataset.from_dict({"text": []}), "text")
+
+
+def test_invalid_texts_are_skipped_with_a_count(caplog):
+    data = Dataset.from_dict({"text": ["ok", None, "  ", "fine", ""]})
+    with caplog.at_level("WARNING"):
+        assert valid_row_ids(data, "text", invalid_texts="skip") == [0, 3]
+    assert "Skipping 3 of 5 rows" in caplog.text
+
+
+def test_invalid_texts_fail_when_asked():
+    data = Dataset.from_dict({"text": ["ok", None]})
+    with pytest.raises(
+        ValueError,
+        match=r"1 of 2 texts in column 'text' are None, empty or not strings \(row 1: None\)",
+    ):
+        valid_row_ids(data, "text", invalid_texts="fail")
+
+
+def test_all_invalid_texts_leave_nothing_to_encode():
+    with pytest.raises(ValueError, match="All 2 texts in column 'text' are None, empty"):
+        valid_row_ids(Dataset.from_dict({"text": ["", " "]}), "text", invalid_texts="skip")
