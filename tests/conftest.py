@@ -11,6 +11,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The tiny models gain nothing from threads, and two test processes on a 2-core machine
+# oversubscribe it; subprocesses (kedro run, kill -9 test) inherit this too.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch

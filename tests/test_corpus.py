@@ -5,7 +5,7 @@ from embedding_distillation.corpus import (
     check_text_column,
     limit_rows,
     load_corpus,
-    valid_row_ids,
+    scan_texts,
 )
 
 
@@ -66,7 +66,9 @@ def test_empty_corpus_is_rejected():
 def test_invalid_texts_are_skipped_with_a_count(caplog):
     data = Dataset.from_dict({"text": ["ok", None, "  ", "fine", ""]})
     with caplog.at_level("WARNING"):
-        assert valid_row_ids(data, "text", invalid_texts="skip") == [0, 3]
+        scan = scan_texts(data, "text", invalid_texts="skip", batch_size=2)
+    assert scan.row_ids.tolist() == [0, 3]
+    assert scan.skipped == 3
     assert "Skipping 3 of 5 rows" in caplog.text
 
 
@@ -76,9 +78,20 @@ def test_invalid_texts_fail_when_asked():
         ValueError,
         match=r"1 of 2 texts in column 'text' are None, empty or not strings \(row 1: None\)",
     ):
-        valid_row_ids(data, "text", invalid_texts="fail")
+        scan_texts(data, "text", invalid_texts="fail")
 
 
 def test_all_invalid_texts_leave_nothing_to_encode():
     with pytest.raises(ValueError, match="All 2 texts in column 'text' are None, empty"):
-        valid_row_ids(Dataset.from_dict({"text": ["", " "]}), "text", invalid_texts="skip")
+        scan_texts(Dataset.from_dict({"text": ["", " "]}), "text", invalid_texts="skip")
+
+
+def test_the_fingerprint_follows_the_valid_texts_and_their_positions():
+    def fingerprint(texts):
+        return scan_texts(
+            Dataset.from_dict({"text": texts}), "text", invalid_texts="skip"
+        ).fingerprint
+
+    assert fingerprint(["a", "b"]) == fingerprint(["a", "b"])
+    assert fingerprint(["a", "b"]) != fingerprint(["a", "c"])
+    assert fingerprint(["a", "b"]) != fingerprint(["a", "", "b"])  # row ids moved

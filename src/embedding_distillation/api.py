@@ -179,14 +179,7 @@ class TeacherEmbeddingsGenerator:
         folder = Path(output_dir) if output_dir else _default_output_dir(source, config.output_type)
         store = ShardStore(folder, split=config.split)
         pusher = EmbeddingsPusher.from_config(config, token=token, source_name=job.source_name)
-        manifest = store.manifest()
-        if manifest is not None and manifest["complete"] and manifest["identity"] == job.identity():
-            # Nothing to encode (run_encoding would try to rewrite the last shard); still push.
-            logger.info("Reusing the complete teacher embeddings in %s", folder)
-            if pusher is not None:
-                pusher.push(store)
-        else:
-            run_encoding(job, store, on_shard=pusher)
+        run_encoding(job, store, on_shard=pusher)
         return store.load().remove_columns(ROW_ID_COLUMN)
 
 
@@ -212,7 +205,7 @@ class EmbeddingDistillationTrainer:
         """
         data = load_corpus(dataset, split=self.config.split)
         target_dim = check_training_data(data, self.config)
-        model = prepare_student(self.config, target_dim)
+        model = prepare_student(self.config, target_dim, data)
         metrics = train_student(model, data, self.config)
         model.save(self.config.output_dir)
         logger.info("Saved the trained student to %s", self.config.output_dir)

@@ -5,12 +5,15 @@ must not be empty, and invalid texts (None, empty, not a string) are skipped wit
 rejected, as the caller chooses.
 """
 
+import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
 import datasets
+import numpy as np
 from datasets import Dataset, DatasetDict, IterableDataset
 
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
@@ -131,40 +134,77 @@ def check_text_column(dataset: Dataset, text_column: str) -> None:
         )
 
 
-def valid_row_ids(dataset: Dataset, text_column: str, *, invalid_texts: str) -> list[int]:
-    """Row numbers whose text is a non-empty string; the others are skipped or rejected.
+@dataclass(frozen=True)
+class CorpusScan:
+    """What one streaming pass over the text column found.
+
+    Attributes:
+        row_ids: Positions of the valid texts, ascending (int64).
+        fingerprint: sha256 over (row id, text) of the valid rows.
+        skipped: Number of None, empty or non-string texts left out.
+    """
+
+    row_ids: np.ndarray
+    fingerprint: str
+    skipped: int
+
+
+def scan_texts(
+    dataset: Dataset, text_column: str, *, invalid_texts: str, batch_size: int = 10_000
+) -> CorpusScan:
+    """Check every text in one streaming pass (memory stays flat as the corpus grows).
 
     Args:
-        dataset: The corpus.
+        dataset: The corpus (Arrow-backed; read ``batch_size`` rows at a time).
         text_column: Column holding the texts.
         invalid_texts: ``"skip"`` leaves out None/empty/non-string texts and logs the count;
             ``"fail"`` raises instead.
+        batch_size: Rows read per step.
 
     Returns:
-        Row numbers (positions in ``dataset``) of the valid texts, ascending.
+        The valid row ids, their fingerprint and the skipped count.
     """
     check_text_column(dataset, text_column)
-    texts = dataset[text_column]
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
-    if not bad:
-        return list(range(len(texts)))
-    examples = ", ".join(f"row {i}: {texts[i]!r}" for i in bad[:3])
-    if invalid_texts == "fail":
-        raise ValueError(
-            f"{len(bad)} of {len(texts)} texts in column {text_column!r} are None, empty or "
-            f"not strings ({examples}). Clean the corpus, or set invalid_texts: skip to drop them."
+    digest = hashlib.sha256()
+    valid: list[np.ndarray] = []
+    bad_examples: list[str] = []
+    skipped = 0
+    texts_only = dataset.select_columns([text_column])
+    for start, batch in zip(
+        range(0, len(dataset), batch_size),
+        texts_only.iter(batch_size=batch_size),
+        strict=True,
+    ):
+        keep = []
+        for offset, text in enumerate(batch[text_column]):
+            if isinstance(text, str) and text.strip():
+                keep.append(start + offset)
+                digest.update(f"{start + offset}\t{len(text)}\t".encode())
+                digest.update(text.encode())
+            else:
+                skipped += 1
+                if len(bad_examples) < 3:
+                    bad_examples.append(f"row {start + offset}: {text!r}")
+        valid.append(np.asarray(keep, dtype=np.int64))
+    row_ids = np.concatenate(valid) if valid else np.zeros(0, dtype=np.int64)
+    total = len(dataset)
+    if skipped:
+        examples = ", ".join(bad_examples)
+        if invalid_texts == "fail":
+            raise ValueError(
+                f"{skipped} of {total} texts in column {text_column!r} are None, empty or not "
+                f"strings ({examples}). Clean the corpus, or set invalid_texts: skip to drop them."
+            )
+        if skipped == total:
+            raise ValueError(
+                f"All {total} texts in column {text_column!r} are None, empty or not strings "
+                f"({examples}); nothing to encode."
+            )
+        logger.warning(
+            "Skipping %d of %d rows whose %r is None, empty or not a string (%s)",
+            skipped,
+            total,
+            text_column,
+            examples,
         )
-    if len(bad) == len(texts):
-        raise ValueError(
-            f"All {len(texts)} texts in column {text_column!r} are None, empty or not strings "
-            f"({examples}); nothing to encode."
-        )
-    logger.warning(
-        "Skipping %d of %d rows whose %r is None, empty or not a string (%s)",
-        len(bad),
-        len(texts),
-        text_column,
-        examples,
-    )
-    bad_set = set(bad)
-    return [i for i in range(len(texts)) if i not in bad_set]
+    return CorpusScan(row_ids=row_ids, fingerprint=digest.hexdigest(), skipped=skipped)

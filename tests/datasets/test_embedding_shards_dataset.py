@@ -25,9 +25,9 @@ class Crash(Exception):
 
 
 def _crash_after_first_shard(job, monkeypatch):
-    original = job.shard_table
+    original = job.encode_shard
     monkeypatch.setattr(
-        job, "shard_table", lambda i: (_ for _ in ()).throw(Crash()) if i == 1 else original(i)
+        job, "encode_shard", lambda i: (_ for _ in ()).throw(Crash()) if i == 1 else original(i)
     )
 
 
@@ -51,8 +51,8 @@ def test_an_unfinished_version_of_the_same_job_is_adopted(
 
     encoded = []
     job = _job(corpus, teacher_dense)
-    original = job.shard_table
-    monkeypatch.setattr(job, "shard_table", lambda i: encoded.append(i) or original(i))
+    original = job.encode_shard
+    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original(i))
     dataset = _dataset(tmp_path, save="2026-01-02T00.00.00.000Z")
     with caplog.at_level(logging.INFO):
         dataset.save(job)

@@ -48,9 +48,9 @@ def test_resume_after_a_crash_inside_a_shard(
     tmp_path, corpus, teacher_dense, reference, monkeypatch
 ):
     job = _job(corpus, teacher_dense)
-    original = job.shard_table
+    original = job.encode_shard
     monkeypatch.setattr(
-        job, "shard_table", lambda i: (_ for _ in ()).throw(Crash()) if i == 3 else original(i)
+        job, "encode_shard", lambda i: (_ for _ in ()).throw(Crash()) if i == 3 else original(i)
     )
     with pytest.raises(Crash):
         run_encoding(job, ShardStore(tmp_path / "out"))
@@ -59,8 +59,8 @@ def test_resume_after_a_crash_inside_a_shard(
 
     encoded = []
     job = _job(corpus, teacher_dense)
-    original_table = job.shard_table
-    monkeypatch.setattr(job, "shard_table", lambda i: encoded.append(i) or original_table(i))
+    original_table = job.encode_shard
+    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original_table(i))
     _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
     assert encoded == [3, 4, 5, 6]  # shards 0-2 were not encoded again
 
@@ -92,7 +92,7 @@ def test_resume_after_a_crash_during_the_manifest_write(
 def test_a_finished_folder_is_reused_without_encoding(tmp_path, corpus, teacher_dense, monkeypatch):
     run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path))
     job = _job(corpus, teacher_dense)
-    monkeypatch.setattr(job, "shard_table", lambda i: pytest.fail("re-encoded"))
+    monkeypatch.setattr(job, "encode_shard", lambda i: pytest.fail("re-encoded"))
     assert run_encoding(job, ShardStore(tmp_path)).load().num_rows == 50
 
 
@@ -130,13 +130,34 @@ def test_embeddings_do_not_depend_on_batch_mates(tmp_path, corpus, teacher_dense
 
 def test_token_budget_batches_respect_the_budget(corpus, teacher_dense):
     job = _job(corpus, teacher_dense, max_tokens_per_batch=64)
-    encoder = job.encoder()
-    texts = sorted(job.texts, key=len, reverse=True)
-    batches = list(job._batches(texts, encoder))
-    assert sum(len(b) for b in batches) == len(texts)
+    lengths = engine.token_lengths(job.encoder(), list(corpus["text"]))
+    order = np.argsort(-lengths, kind="stable")
+    batches = list(job._batches(order, lengths))
+    assert np.concatenate(batches).tolist() == order.tolist()
+    assert len(batches) > 50 // 32 + 1  # smaller than batch_size batches
     for batch in batches:
-        lengths = engine.token_lengths(encoder, batch)
-        assert len(batch) == 1 or max(lengths) * len(batch) <= 64
+        assert len(batch) == 1 or lengths[batch].max() * len(batch) <= 64
+
+
+def test_token_budget_gives_the_same_embeddings(tmp_path, corpus, teacher_dense, reference):
+    budget = run_encoding(
+        _job(corpus, teacher_dense, max_tokens_per_batch=100), ShardStore(tmp_path / "budget")
+    ).load()
+    np.testing.assert_allclose(
+        _arrays(budget, "teacher_embedding_final"),
+        _arrays(reference, "teacher_embedding_final"),
+        atol=1e-5,
+    )
+
+
+def test_texts_over_the_limit_are_truncated_and_counted(tmp_path, teacher_dense, caplog):
+    data = Dataset.from_dict(
+        {"text": ["the cat " * 100, "a dog"]}
+    )  # the tiny teacher reads 64 tokens
+    with caplog.at_level("WARNING"):
+        store = run_encoding(_job(data, teacher_dense), ShardStore(tmp_path))
+    assert store.manifest()["truncated_texts"] == 1
+    assert "1 texts were longer than the teacher's 64-token limit" in caplog.text
 
 
 def test_float16_storage(tmp_path, corpus, teacher_dense, reference):
@@ -185,8 +206,8 @@ SCRIPT = textwrap.dedent(
         ComputeConfig(device="cpu", batch_size=4),
     )
     if sys.argv[4] == "slow":
-        table = job.shard_table
-        job.shard_table = lambda i: (time.sleep(0.3), table(i))[1]
+        table = job.encode_shard
+        job.encode_shard = lambda i: (time.sleep(0.3), table(i))[1]
     engine.run_encoding(job, ShardStore(sys.argv[2]))
     """
 )

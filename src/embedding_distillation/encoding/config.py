@@ -1,5 +1,6 @@
 """The ``teacher_embeddings`` parameter group as one validated, frozen dataclass."""
 
+import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
@@ -56,6 +57,8 @@ class EncodingConfig:
     split: str = "train"
 
     def __post_init__(self) -> None:
+        if isinstance(self.teacher_model, os.PathLike):
+            object.__setattr__(self, "teacher_model", os.fspath(self.teacher_model))
         if not self.teacher_model or not isinstance(self.teacher_model, str):
             raise ValueError(
                 "teacher_embeddings.teacher_model is required: a Hub id or a local model folder."

@@ -3,12 +3,17 @@
 ``prepare_encoding`` validates everything that can be checked cheaply (parameters, text column,
 texts, layer indices against the teacher's config) before any weights are loaded; the returned
 :class:`EncodingJob` is run by :func:`run_encoding` into a :class:`ShardStore`.
+
+Per shard: the texts are read from the memory-mapped corpus, measured in tokens once, sorted
+by length, cut into batches (``batch_size`` texts, or ``max_tokens_per_batch`` padded tokens),
+tokenized one batch ahead in a background thread while the teacher runs, and written back in
+corpus order.
 """
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +23,7 @@ from datasets import Dataset
 from tqdm.auto import tqdm
 
 from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.corpus import limit_rows, valid_row_ids
+from embedding_distillation.corpus import limit_rows, scan_texts
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
 from embedding_distillation.encoding.shards import ShardStore, embedding_array
 from embedding_distillation.encoding.teacher import (
@@ -36,26 +41,27 @@ from embedding_distillation.models import (
 logger = logging.getLogger(__name__)
 
 
-def texts_fingerprint(row_ids: list[int], texts: list[str]) -> str:
-    """sha256 over (row id, text) pairs: identifies the corpus slice being encoded."""
-    digest = hashlib.sha256()
-    for row_id, text in zip(row_ids, texts, strict=True):
-        digest.update(f"{row_id}\t{len(text)}\t".encode())
-        digest.update(text.encode())
-    return digest.hexdigest()
+@dataclass
+class EncodedShard:
+    """One encoded shard and what it cost."""
+
+    table: pa.Table
+    tokens: int
+    truncated: int
 
 
 @dataclass
 class EncodingJob:
-    """A validated encoding job: the texts to encode and how; the teacher loads lazily."""
+    """A validated encoding job: which rows to encode and how; the teacher loads lazily."""
 
     config: EncodingConfig
     compute: ComputeConfig
+    corpus: Dataset
     teacher_source: str
-    row_ids: list[int]
-    texts: list[str]
+    row_ids: np.ndarray
     layers: list[int] | None
     corpus_fingerprint: str
+    skipped: int = 0
     source_name: str = "corpus"
     _encoder: TeacherEncoder | None = field(default=None, repr=False)
     _identity: dict[str, Any] | None = field(default=None, repr=False)
@@ -83,73 +89,85 @@ class EncodingJob:
     def identity(self) -> dict[str, Any]:
         """What must match for shards to be reused: teacher content, settings and corpus."""
         if self._identity is None:
-            self._identity = self._compute_identity()
+            encoder = self.encoder()
+            self._identity = {
+                "teacher_fingerprint": weights_fingerprint(encoder.model),
+                "output_type": self.config.output_type,
+                "columns": encoder.columns(),
+                "embedding_dtype": self.config.embedding_dtype,
+                "text_column": self.config.text_column,
+                "chunk_size": self.config.chunk_size,
+                "max_seq_length": encoder.max_seq_length,
+                "precision": self.compute.precision,
+                "corpus_fingerprint": self.corpus_fingerprint,
+                "num_rows": self.num_rows,
+            }
         return self._identity
 
-    def _compute_identity(self) -> dict[str, Any]:
-        encoder = self.encoder()
-        return {
-            "teacher_fingerprint": weights_fingerprint(encoder.model),
-            "output_type": self.config.output_type,
-            "columns": encoder.columns(),
-            "embedding_dtype": self.config.embedding_dtype,
-            "text_column": self.config.text_column,
-            "chunk_size": self.config.chunk_size,
-            "max_seq_length": encoder.max_seq_length,
-            "precision": self.compute.precision,
-            "corpus_fingerprint": self.corpus_fingerprint,
-            "num_rows": self.num_rows,
-        }
-
-    def shard_table(self, index: int) -> pa.Table:
-        """Encode shard ``index`` and return it as an Arrow table in corpus order."""
+    def shard_rows(self, index: int) -> np.ndarray:
+        """Row ids of shard ``index``."""
         start = index * self.config.chunk_size
-        stop = min(start + self.config.chunk_size, self.num_rows)
-        texts = self.texts[start:stop]
-        embeddings = self.encode_texts(texts)
+        return self.row_ids[start : start + self.config.chunk_size]
+
+    def encode_shard(self, index: int) -> EncodedShard:
+        """Encode shard ``index``: its rows in corpus order, plus token and truncation counts."""
+        row_ids = self.shard_rows(index)
+        texts = list(self.corpus.select(row_ids)[self.config.text_column])
+        embeddings, tokens, truncated = self.encode_texts(texts)
         columns: dict[str, pa.Array] = {
-            ROW_ID_COLUMN: pa.array(self.row_ids[start:stop], type=pa.int64()),
+            ROW_ID_COLUMN: pa.array(row_ids, type=pa.int64()),
             self.config.text_column: pa.array(texts, type=pa.string()),
         }
         for name in self.encoder().columns():
             columns[name] = embedding_array(embeddings[name], self.config.embedding_dtype)
-        return pa.table(columns)
+        return EncodedShard(pa.table(columns), tokens, truncated)
 
-    def encode_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
-        """Encode texts in length-sorted batches; outputs come back in input order."""
+    def encode_texts(self, texts: list[str]) -> tuple[dict[str, np.ndarray], int, int]:
+        """Encode texts in length-sorted batches; outputs come back in input order.
+
+        Returns:
+            (column -> (rows, dim) float32 array, tokens read, texts truncated).
+        """
         encoder = self.encoder()
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        full_lengths = token_lengths(encoder, texts)
+        limit = encoder.max_seq_length
+        lengths = np.minimum(full_lengths, limit)
+        order = np.argsort(-lengths, kind="stable")
+        batches = list(self._batches(order, lengths))
         parts: dict[str, list[np.ndarray]] = {}
-        for batch in self._batches([texts[i] for i in order], encoder):
-            for name, values in encoder.forward(encoder.tokenize(batch)).items():
-                parts.setdefault(name, []).append(values)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # tokenize the next batch meanwhile
+            pending = pool.submit(encoder.tokenize, [texts[i] for i in batches[0]])
+            for number in range(len(batches)):
+                features = pending.result()
+                if number + 1 < len(batches):
+                    next_texts = [texts[i] for i in batches[number + 1]]
+                    pending = pool.submit(encoder.tokenize, next_texts)
+                for name, values in encoder.forward(features).items():
+                    parts.setdefault(name, []).append(values)
         inverse = np.argsort(order, kind="stable")
-        return {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
+        outputs = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
+        return outputs, int(lengths.sum()), int((full_lengths > limit).sum())
 
-    def _batches(self, texts: list[str], encoder: TeacherEncoder) -> Iterator[list[str]]:
+    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
+        """Cut the length-sorted positions into batches by count or by padded-token budget."""
         budget = self.config.max_tokens_per_batch
         if budget is None:
             size = self.compute.batch_size
-            yield from (texts[i : i + size] for i in range(0, len(texts), size))
+            yield from (order[i : i + size] for i in range(0, len(order), size))
             return
-        lengths = token_lengths(encoder, texts)
-        batch: list[str] = []
-        longest = 0
-        for text, length in zip(texts, lengths, strict=True):
-            longest = max(longest, length)
-            if batch and longest * (len(batch) + 1) > budget:
-                yield batch
-                batch, longest = [], length
-            batch.append(text)
-        if batch:
-            yield batch
+        start = 0
+        while start < len(order):
+            longest = int(lengths[order[start]])  # sorted descending: the first is the longest
+            count = max(1, budget // max(longest, 1))
+            yield order[start : start + count]
+            start += count
 
 
-def token_lengths(encoder: TeacherEncoder, texts: list[str]) -> list[int]:
-    """Token count of each text after truncation to the teacher's limit."""
+def token_lengths(encoder: TeacherEncoder, texts: list[str]) -> np.ndarray:
+    """Token count of each text with special tokens, before truncation."""
     tokenizer = encoder.model.tokenizer
-    ids = tokenizer(texts, truncation=True, max_length=encoder.max_seq_length)["input_ids"]
-    return [len(i) for i in ids]
+    ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
+    return np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(texts))
 
 
 def prepare_encoding(
@@ -158,8 +176,8 @@ def prepare_encoding(
     """Validate the corpus and options against the teacher's config; load no weights.
 
     Args:
-        corpus: The source rows (``max_samples`` already applied or not; applied here).
-        config: The ``teacher_embeddings`` options.
+        corpus: The source rows (read lazily from its Arrow files).
+        config: The ``teacher_embeddings`` options (``max_samples`` is applied here).
         compute: Device and precision options.
         source_name: Name of the corpus (for logs and the default Hub repo name).
 
@@ -167,23 +185,22 @@ def prepare_encoding(
         A job ready for :func:`run_encoding`.
     """
     corpus = limit_rows(corpus, config.max_samples)
-    row_ids = valid_row_ids(corpus, config.text_column, invalid_texts=config.invalid_texts)
+    scan = scan_texts(corpus, config.text_column, invalid_texts=config.invalid_texts)
     source = resolve_model_source(config.teacher_model, what="teacher_model")
     layers = None
     if config.output_type == "hidden_states":
         layers = check_layer_indices(
             config.layer_indices, num_hidden_layers(load_model_config(source))
         )
-    all_texts = corpus[config.text_column]
-    texts = [all_texts[i] for i in row_ids]
     return EncodingJob(
         config=config,
         compute=compute,
+        corpus=corpus,
         teacher_source=source,
-        row_ids=row_ids,
-        texts=texts,
+        row_ids=scan.row_ids,
         layers=layers,
-        corpus_fingerprint=texts_fingerprint(row_ids, texts),
+        corpus_fingerprint=scan.fingerprint,
+        skipped=scan.skipped,
         source_name=source_name,
     )
 
@@ -196,15 +213,21 @@ def run_encoding(
 ) -> ShardStore:
     """Write every missing shard of ``job`` into ``store`` and mark it complete.
 
-    Resumes after the last complete shard when ``store`` holds a partial run of the same job.
+    Resumes after the last complete shard when ``store`` holds a partial run of the same job;
+    a complete folder of the same job is reused as it is.
 
     Args:
         job: The prepared job.
         store: The shard folder.
-        on_shard: Called after each shard as ``on_shard(store, rows, is_last)`` (Hub pushes).
+        on_shard: Called after each shard as ``on_shard(store, rows, is_last)`` (Hub pushes);
+            the last call comes after the manifest is marked complete.
     """
     first_shard = store.begin(job.identity())
-    done_rows = min(first_shard * job.config.chunk_size, job.num_rows)
+    if store.is_complete():
+        logger.info("Reusing the complete teacher embeddings in %s", store.folder)
+        if on_shard is not None:
+            on_shard(store, 0, True)
+        return store
     if first_shard:
         logger.info(
             "Resuming: %d of %d shards already done in %s",
@@ -212,30 +235,57 @@ def run_encoding(
             job.num_shards,
             store.folder,
         )
+    done_rows = min(first_shard * job.config.chunk_size, job.num_rows)
     started = time.perf_counter()
+    tokens = truncated = 0
     with tqdm(
         total=job.num_rows, initial=done_rows, desc="Encoding", unit="text", dynamic_ncols=True
     ) as progress:
         for index in range(first_shard, job.num_shards):
-            table = job.shard_table(index)
-            store.write_shard(index, table)
+            shard = job.encode_shard(index)
+            store.write_shard(index, shard.table)
+            tokens += shard.tokens
+            truncated += shard.truncated
+            elapsed = time.perf_counter() - started
+            is_last = index == job.num_shards - 1
+            if is_last:
+                store.finish(**_summary(job, done_rows, elapsed, tokens, truncated))
             if on_shard is not None:
-                on_shard(store, table.num_rows, index == job.num_shards - 1)
-            progress.update(table.num_rows)
+                on_shard(store, shard.table.num_rows, is_last)
+            progress.update(shard.table.num_rows)
+            progress.set_postfix(tokens_per_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
             logger.info(
                 "Shard %d/%d written (%d rows, %s)",
                 index + 1,
                 job.num_shards,
-                table.num_rows,
+                shard.table.num_rows,
                 store.shard_file(index),
             )
-    elapsed = time.perf_counter() - started
-    encoded = job.num_rows - done_rows
-    store.finish(
-        teacher_model=job.config.teacher_model,
-        layers=job.layers,
-        seconds=round(elapsed, 3),
-        texts_per_second=round(encoded / elapsed, 2) if elapsed > 0 else None,
+    if truncated:
+        logger.warning(
+            "%d texts were longer than the teacher's %d-token limit and were truncated",
+            truncated,
+            job.encoder().max_seq_length,
+        )
+    logger.info(
+        "Encoded %d texts in %.1f s into %s",
+        job.num_rows - done_rows,
+        time.perf_counter() - started,
+        store.folder,
     )
-    logger.info("Encoded %d texts in %.1f s into %s", encoded, elapsed, store.folder)
     return store
+
+
+def _summary(
+    job: EncodingJob, done_rows: int, elapsed: float, tokens: int, truncated: int
+) -> dict[str, Any]:
+    encoded = job.num_rows - done_rows
+    return {
+        "teacher_model": job.config.teacher_model,
+        "layers": job.layers,
+        "skipped_texts": job.skipped,
+        "truncated_texts": truncated,
+        "seconds": round(elapsed, 3),
+        "texts_per_second": round(encoded / elapsed, 2) if elapsed > 0 else None,
+        "tokens_per_second": round(tokens / elapsed, 1) if elapsed > 0 else None,
+    }

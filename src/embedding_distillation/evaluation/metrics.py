@@ -34,6 +34,10 @@ class EvaluationConfig:
             raise ValueError(
                 f"evaluation.heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}."
             )
+        for name in ("max_heldout_rows", "speed_texts"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"evaluation.{name} must be a positive integer, got {value!r}.")
 
 
 def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, Dataset]:

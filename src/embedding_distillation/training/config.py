@@ -1,5 +1,6 @@
 """``EmbeddingTrainerConfig``: the seed's training options (and a few documented extras)."""
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -87,6 +88,8 @@ class EmbeddingTrainerConfig:
     split: str = "train"
 
     def __post_init__(self) -> None:
+        if isinstance(self.student_model, os.PathLike):
+            object.__setattr__(self, "student_model", os.fspath(self.student_model))
         if not self.student_model or not isinstance(self.student_model, str):
             raise ValueError("student_model is required: a Hub id or a local model folder.")
         _check_choice("target_type", self.target_type, get_args(TargetType))

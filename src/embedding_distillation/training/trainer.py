@@ -9,6 +9,7 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from datasets import Dataset
 from sentence_transformers import (
@@ -19,6 +20,7 @@ from sentence_transformers import (
 from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MSELoss
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 
+from embedding_distillation.compute import resolve_device
 from embedding_distillation.models import (
     backbone,
     has_dense,
@@ -29,6 +31,9 @@ from embedding_distillation.models import (
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 
 logger = logging.getLogger(__name__)
+
+# Rows used to initialise a student-to-target projection by least squares.
+PROJECTION_FIT_ROWS = 2048
 
 
 def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int:
@@ -55,8 +60,17 @@ def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int
     return len(first)
 
 
-def prepare_student(config: EmbeddingTrainerConfig, target_dim: int) -> SentenceTransformer:
-    """Load the student and shape it to the target: backbone for pre_dense, projection if needed."""
+def prepare_student(
+    config: EmbeddingTrainerConfig, target_dim: int, fit_data: Dataset | None = None
+) -> SentenceTransformer:
+    """Load the student and shape it to the target: backbone for pre_dense, projection if needed.
+
+    Args:
+        config: The training options.
+        target_dim: Size of the target embeddings.
+        fit_data: Training rows; when a projection is added, its weights start from the least
+            squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them.
+    """
     source = resolve_model_source(config.student_model, what="student_model")
     torch.manual_seed(config.seed)
     model = load_sentence_transformer(source, config.compute, for_training=True)
@@ -73,13 +87,16 @@ def prepare_student(config: EmbeddingTrainerConfig, target_dim: int) -> Sentence
                 "(without Normalize) is trained against the teacher's pre-Dense embeddings."
             )
         model = backbone(model)
-    return add_projection(model, target_dim, config)
+    return add_projection(model, target_dim, config, fit_data)
 
 
 def add_projection(
-    model: SentenceTransformer, target_dim: int, config: EmbeddingTrainerConfig
+    model: SentenceTransformer,
+    target_dim: int,
+    config: EmbeddingTrainerConfig,
+    fit_data: Dataset | None = None,
 ) -> SentenceTransformer:
-    """Append a learned ``Dense(student_dim -> target_dim)`` when the sizes differ."""
+    """Insert a learned ``Dense(student_dim -> target_dim)`` before Normalize when sizes differ."""
     student_dim = model.get_embedding_dimension()
     assert student_dim is not None, "a pooled model has an embedding dimension"
     if student_dim == target_dim:
@@ -95,16 +112,45 @@ def add_projection(
         (i for i, m in enumerate(modules) if isinstance(m, Normalize)), len(modules)
     )
     projection = Dense(student_dim, target_dim, activation_function=torch.nn.Identity())
-    modules.insert(normalize_at, projection.to(model.device))
+    projection.to(model.device)
+    if fit_data is not None:
+        trunk = SentenceTransformer(modules=modules[:normalize_at], device=str(model.device))
+        fit_projection(projection, trunk, fit_data, config)
+    modules.insert(normalize_at, projection)
     logger.info(
         "The student outputs %d-d embeddings and the target is %d-d: added a learned "
-        "Dense(%d -> %d) projection (saved with the model).",
+        "Dense(%d -> %d) projection (saved with the model)%s.",
         student_dim,
         target_dim,
         student_dim,
         target_dim,
+        ", initialised by least squares" if fit_data is not None else "",
     )
     return SentenceTransformer(modules=modules, device=str(model.device))
+
+
+def fit_projection(
+    projection: Dense, trunk: SentenceTransformer, data: Dataset, config: EmbeddingTrainerConfig
+) -> None:
+    """Set ``projection`` to the ridge least-squares map from ``trunk`` outputs to the targets.
+
+    A random projection makes the first epoch spend its steps aligning two spaces; this closed
+    form starts training where a linear map already agrees with the teacher as well as it can.
+    """
+    rows = data.select(range(min(len(data), PROJECTION_FIT_ROWS)))
+    inputs = trunk.encode(
+        rows[config.text_column], batch_size=config.batch_size, convert_to_tensor=True
+    ).float()  # (rows, student_dim)
+    targets = torch.from_numpy(
+        np.array(rows.with_format("numpy")[config.target_column], dtype=np.float32)
+    ).to(inputs.device)  # (rows, target_dim)
+    design = torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)  # bias column
+    gram = design.T @ design
+    ridge = 1e-3 * gram.diagonal().mean() * torch.eye(gram.shape[0], device=gram.device)
+    solution = torch.linalg.solve(gram + ridge, design.T @ targets)  # (student_dim + 1, target)
+    with torch.no_grad():
+        projection.linear.weight.copy_(solution[:-1].T)
+        projection.linear.bias.copy_(solution[-1])
 
 
 def training_arguments(
@@ -132,6 +178,7 @@ def training_arguments(
         logging_steps=config.logging_steps,
         seed=config.seed,
         use_cpu=compute.device == "cpu",
+        dataloader_pin_memory=resolve_device(compute.device).type == "cuda",
         report_to="none",
         disable_tqdm=False,
     )

@@ -39,7 +39,7 @@ def train_student_model(
     """Training rows + options -> (trained student, training metrics)."""
     config = EmbeddingTrainerConfig.from_params(params, compute)
     target_dim = check_training_data(train_embeddings, config)
-    model = prepare_student(config, target_dim)
+    model = prepare_student(config, target_dim, train_embeddings)
     return model, train_student(model, train_embeddings, config)
 
 

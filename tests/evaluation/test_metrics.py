@@ -1,0 +1,212 @@
+"""Evaluation metrics against hand-computed values, with fake models where encode is all we need."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from embedding_distillation.evaluation.metrics import (
+    EvaluationConfig,
+    agreement,
+    cost,
+    evaluate_models,
+    gold_similarity,
+    split_heldout,
+)
+
+
+class FakeModel(torch.nn.Module):
+    """Encodes each text to a fixed vector; records the batch sizes it was called with."""
+
+    def __init__(self, vectors: dict[str, list[float]], parameters: int = 0) -> None:
+        super().__init__()
+        self.vectors = vectors
+        self.calls: list[tuple[int, int]] = []  # (texts, batch_size)
+        if parameters:
+            self.weight = torch.nn.Parameter(torch.zeros(parameters))
+
+    def encode(self, texts, batch_size=32, convert_to_numpy=True, show_progress_bar=None):
+        self.calls.append((len(texts), batch_size))
+        return np.array([self.vectors[t] for t in texts], dtype=np.float32)
+
+
+# --- agreement ---------------------------------------------------------------------------------
+
+
+def test_agreement_matches_hand_computed_values():
+    student = np.array([[1.0, 0.0], [0.0, 1.0]])
+    teacher = np.array([[1.0, 0.0], [1.0, 1.0]])
+    result = agreement(student, teacher)
+    # squared differences: 0, 0, 1, 0 -> mean 0.25; cosines: 1 and 1/sqrt(2)
+    assert result == pytest.approx({"mse": 0.25, "mean_cosine": (1 + 1 / math.sqrt(2)) / 2})
+
+
+def test_agreement_ignores_scale_for_cosine_only():
+    teacher = np.array([[3.0, 4.0]])
+    result = agreement(2 * teacher, teacher)
+    assert result["mean_cosine"] == pytest.approx(1.0)
+    assert result["mse"] == pytest.approx((9 + 16) / 2)
+
+
+def test_agreement_zero_vector_has_cosine_zero_not_nan():
+    result = agreement(np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]]))
+    assert result["mean_cosine"] == pytest.approx((0 + -1) / 2)
+    assert result["mse"] == pytest.approx((1 + 0 + 4 + 0) / 4)
+
+
+# --- gold_similarity ---------------------------------------------------------------------------
+
+
+def test_gold_similarity_correlates_cosine_with_scores():
+    s = 1 / math.sqrt(2)
+    model = FakeModel(
+        {
+            "a": [1, 0],
+            "b": [2, 0],
+            "c": [1, 0],
+            "d": [1, 0],
+            "e": [3, 0],  # cos(a, e) = 1
+            "f": [0, 5],  # cos(b, f) = 0
+            "g": [s, s],  # cos(c, g) = 1/sqrt(2)
+            "h": [-1, 0],  # cos(d, h) = -1
+        }
+    )
+    pairs = Dataset.from_dict(
+        {"text_1": list("abcd"), "text_2": list("efgh"), "score": [3.0, 2.0, 1.0, 0.0]}
+    )
+
+    result = gold_similarity(model, pairs, batch_size=2)
+
+    cosine = np.array([1, 0, s, -1])
+    scores = np.array([3.0, 2.0, 1.0, 0.0])
+    dc, ds = cosine - cosine.mean(), scores - scores.mean()
+    pearson = np.sum(dc * ds) / np.sqrt(np.sum(dc**2) * np.sum(ds**2))
+    # ranks of cosine 4, 2, 3, 1 vs scores 4, 3, 2, 1: sum d^2 = 2 -> 1 - 6 * 2 / (4 * 15)
+    assert result == pytest.approx({"pearson": pearson, "spearman": 0.8})
+    assert result["pearson"] == pytest.approx(0.76797, abs=1e-5)
+    assert model.calls == [(4, 2), (4, 2)]
+
+
+def test_gold_similarity_with_a_real_model_matches_scipy(student):
+    from scipy.stats import pearsonr, spearmanr
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(student, device="cpu")
+    pairs = Dataset.from_dict(
+        {
+            "text_1": ["the cat sleeps", "a dog runs", "music book", "rain snow night", "sun"],
+            "text_2": ["the cat eats", "red car train", "science data", "sun moon day", "moon"],
+            "score": [0.9, 0.1, 0.3, 0.5, 0.7],
+        }
+    )
+    left = model.encode(pairs["text_1"], convert_to_tensor=True)
+    right = model.encode(pairs["text_2"], convert_to_tensor=True)
+    cosine = torch.nn.functional.cosine_similarity(left, right).numpy()
+
+    result = gold_similarity(model, pairs, batch_size=4)
+
+    assert result["pearson"] == pytest.approx(pearsonr(cosine, pairs["score"]).statistic, abs=1e-5)
+    assert result["spearman"] == pytest.approx(spearmanr(cosine, pairs["score"]).statistic)
+
+
+# --- split_heldout -----------------------------------------------------------------------------
+
+
+def _rows(count: int) -> Dataset:
+    return Dataset.from_dict({"row": list(range(count))})
+
+
+@pytest.mark.parametrize(
+    ("rows", "fraction", "cap", "train", "heldout"),
+    [
+        (50, 0.1, 2000, 45, 5),
+        (50, 0.1, 3, 47, 3),  # capped
+        (10, 0.01, 2000, 9, 1),  # at least one
+        (10, 0.96, 2000, 1, 9),  # round(9.6) = 10 would leave no training row
+        (2, 0.5, 2000, 1, 1),
+        (7, 0.5, 2000, 3, 4),  # round(3.5) = 4
+    ],
+)
+def test_split_heldout_sizes(rows, fraction, cap, train, heldout):
+    config = EvaluationConfig(heldout_fraction=fraction, max_heldout_rows=cap)
+    train_part, heldout_part = split_heldout(_rows(rows), config)
+    assert (len(train_part), len(heldout_part)) == (train, heldout)
+    assert sorted([*train_part["row"], *heldout_part["row"]]) == list(range(rows))
+
+
+def test_split_heldout_is_deterministic_per_seed():
+    data = _rows(50)
+    first = list(split_heldout(data, EvaluationConfig(seed=1))[1]["row"])
+    again = list(split_heldout(data, EvaluationConfig(seed=1))[1]["row"])
+    other = list(split_heldout(data, EvaluationConfig(seed=2))[1]["row"])
+    assert first == again
+    assert sorted(first) != sorted(other)
+    assert first != list(range(45, 50))  # shuffled, not the tail
+
+
+@pytest.mark.parametrize("rows", [0, 1])
+def test_split_heldout_needs_two_rows(rows):
+    with pytest.raises(ValueError, match=f"Need at least 2 embedded rows .*, got {rows}"):
+        split_heldout(_rows(rows), EvaluationConfig())
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
+def test_heldout_fraction_must_be_a_proper_fraction(fraction):
+    with pytest.raises(ValueError, match=r"evaluation.heldout_fraction must be in \(0, 1\)"):
+        EvaluationConfig(heldout_fraction=fraction)
+
+
+# --- cost --------------------------------------------------------------------------------------
+
+
+def test_cost_counts_parameters_and_weight_size():
+    texts = [f"t{i}" for i in range(10)]
+    model = FakeModel({t: [1.0] for t in texts}, parameters=262_144)  # float32: 1 MiB
+
+    result = cost(model, texts, batch_size=4)
+
+    assert set(result) == {"parameters", "weights_mb", "texts_per_second"}
+    assert result["parameters"] == 262_144
+    assert result["weights_mb"] == 1.0
+    assert result["texts_per_second"] > 0
+    assert model.calls == [(4, 4), (10, 4)]  # warm-up batch, then the timed pass
+
+
+def test_cost_of_half_precision_weights():
+    model = FakeModel({"x": [1.0]}, parameters=2**20).half()  # 2 bytes each: 2 MiB
+    result = cost(model, ["x"], batch_size=1)
+    assert (result["parameters"], result["weights_mb"]) == (2**20, 2.0)
+
+
+# --- evaluate_models ---------------------------------------------------------------------------
+
+
+def test_evaluate_models_compares_same_size_models_with_the_stored_target():
+    heldout = Dataset.from_dict(
+        {"text": ["a", "b"], "target": [[1.0, 0.0], [0.0, 1.0]], "row_id": [0, 1]}
+    )
+    models = {
+        "teacher": FakeModel({"a": [1, 0], "b": [0, 1]}),
+        "student_before": FakeModel({"a": [1, 0, 0], "b": [0, 1, 0]}),  # other size
+        "student_after": FakeModel({"a": [1, 0], "b": [1, 1]}),
+    }
+
+    result = evaluate_models(
+        models,
+        heldout,
+        text_column="text",
+        target_column="target",
+        gold_pairs=None,
+        batch_size=2,
+        speed_texts=1,
+    )
+
+    assert result["heldout_rows"] == 2
+    assert result["target_column"] == "target"
+    assert set(result["teacher"]) == {"cost"}
+    assert set(result["student_before"]) == {"cost"}
+    assert result["student_after"]["heldout"] == pytest.approx(
+        {"mse": 0.25, "mean_cosine": (1 + 1 / math.sqrt(2)) / 2}
+    )

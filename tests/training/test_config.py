@@ -1,0 +1,109 @@
+"""EmbeddingTrainerConfig: Kedro parameters, derived values, and the hidden token."""
+
+import dataclasses
+
+import pytest
+
+from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+
+TOKEN = "hf_SecretToken123"
+
+
+def test_from_params_takes_device_and_precision_from_compute():
+    config = EmbeddingTrainerConfig.from_params(
+        {"student_model": "org/student", "batch_size": 16},
+        {
+            "device": "cpu",
+            "batch_size": 256,
+            "use_bf16": True,
+            "compile_model": True,
+            "use_flash_attention": True,
+            "gradient_checkpointing": True,
+        },
+    )
+    assert config.device == "cpu"
+    assert config.use_bf16 is True
+    assert config.use_fp16 is False
+    assert config.compile_model is True
+    assert config.use_flash_attention is True
+    assert config.gradient_checkpointing is True
+    assert config.batch_size == 16  # compute.batch_size is the encoding batch size
+
+
+def test_from_params_without_compute_uses_the_defaults():
+    config = EmbeddingTrainerConfig.from_params({"student_model": "org/student"}, None)
+    assert config == EmbeddingTrainerConfig(student_model="org/student")
+    assert config.batch_size == 32
+    assert config.device == "auto"
+
+
+@pytest.mark.parametrize(
+    ("params", "compute", "message"),
+    [
+        (
+            {"student_model": "org/student", "epochs": 2, "lr": 0.1},
+            None,
+            r"Unknown key\(s\) \['epochs', 'lr'\] in the 'distillation' parameters\. "
+            r"Valid keys: \[.*'num_epochs'.*\]",
+        ),
+        (
+            {"student_model": "org/student"},
+            {"gpu": True},
+            r"Unknown key\(s\) \['gpu'\] in the 'compute' parameters",
+        ),
+        (
+            {"student_model": "org/student"},
+            {"use_fp16": True, "use_bf16": True},
+            "use_fp16 and compute.use_bf16 are both true",
+        ),
+    ],
+)
+def test_from_params_rejects_unknown_keys_by_name(params, compute, message):
+    with pytest.raises(ValueError, match=message):
+        EmbeddingTrainerConfig.from_params(params, compute)
+
+
+def test_compute_groups_the_device_options():
+    config = EmbeddingTrainerConfig(
+        student_model="org/student", device="cpu", use_fp16=True, batch_size=4
+    )
+    assert config.compute == ComputeConfig(device="cpu", batch_size=4, use_fp16=True)
+    assert config.compute.precision == "fp16"
+
+
+@pytest.mark.parametrize(
+    ("target_type", "expected"), [("final", "my_final"), ("pre_dense", "my_pre_dense")]
+)
+def test_target_column_follows_target_type(target_type, expected):
+    config = EmbeddingTrainerConfig(
+        student_model="org/student",
+        target_type=target_type,
+        final_embedding_column="my_final",
+        pre_dense_embedding_column="my_pre_dense",
+    )
+    assert config.target_column == expected
+
+
+def test_hub_token_is_never_shown():
+    config = EmbeddingTrainerConfig(
+        student_model="org/student", push_to_hub=True, hub_model_id="me/model", hub_token=TOKEN
+    )
+    assert config.hub_token == TOKEN  # still usable
+    assert TOKEN not in repr(config)
+    assert TOKEN not in str(config)
+    values = config.to_dict()
+    assert values["hub_token"] == "***"
+    assert TOKEN not in str(values)
+    assert values["hub_model_id"] == "me/model"
+    assert set(values) == {f.name for f in dataclasses.fields(EmbeddingTrainerConfig)}
+
+
+def test_to_dict_without_a_token():
+    assert EmbeddingTrainerConfig(student_model="org/student").to_dict()["hub_token"] is None
+
+
+def test_config_is_frozen():
+    config = EmbeddingTrainerConfig(student_model="org/student")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.batch_size = 8  # type: ignore[misc]

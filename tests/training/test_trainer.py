@@ -1,0 +1,305 @@
+"""Training core: arguments mapping, student shaping, data checks and a real short run."""
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Dense
+
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.trainer import (
+    add_projection,
+    check_training_data,
+    prepare_student,
+    train_student,
+    training_arguments,
+)
+from tests.conftest import make_sentences
+
+FINAL = "teacher_embedding_final"
+PRE_DENSE = "teacher_embedding_pre_dense"
+
+
+def _config(tmp_path, **kwargs) -> EmbeddingTrainerConfig:
+    options = {
+        "student_model": "org/student",
+        "output_dir": str(tmp_path / "checkpoints"),
+        "num_epochs": 1,
+        "batch_size": 8,
+        "learning_rate": 1e-3,
+        "device": "cpu",
+    }
+    return EmbeddingTrainerConfig(**options | kwargs)
+
+
+def _data(rows: int, dims: dict[str, int], seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    columns: dict[str, list] = {"text": make_sentences(rows, seed=seed)}
+    for name, dim in dims.items():
+        columns[name] = rng.normal(size=(rows, dim)).astype(np.float32).tolist()
+    return Dataset.from_dict(columns)
+
+
+def _names(model: SentenceTransformer) -> list[str]:
+    return [type(m).__name__ for m in model]
+
+
+# --- training_arguments ------------------------------------------------------------------------
+
+
+def test_training_arguments_map_every_field(tmp_path):
+    config = _config(
+        tmp_path,
+        learning_rate=3e-4,
+        num_epochs=2,
+        batch_size=4,
+        warmup_ratio=0.25,
+        weight_decay=0.05,
+        max_grad_norm=0.5,
+        save_steps=7,
+        logging_steps=3,
+        seed=123,
+        use_bf16=True,
+        compile_model=True,
+        gradient_checkpointing=True,
+    )
+    args = training_arguments(config, num_rows=50)
+    assert args.output_dir == str(tmp_path / "checkpoints")
+    assert args.learning_rate == 3e-4
+    assert args.num_train_epochs == 2
+    assert args.per_device_train_batch_size == 4
+    assert args.warmup_steps == 6  # floor(0.25 * ceil(50 / 4) * 2) = floor(6.5)
+    assert args.weight_decay == 0.05
+    assert args.max_grad_norm == 0.5
+    assert args.save_steps == 7
+    assert args.logging_steps == 3
+    assert args.seed == 123
+    assert (args.bf16, args.fp16) == (True, False)
+    assert args.torch_compile is True
+    assert args.activation_checkpointing is True
+    assert args.use_cpu is True
+    assert args.report_to in ("none", [], ["none"])
+
+
+def test_training_arguments_defaults(tmp_path):
+    args = training_arguments(_config(tmp_path, device="auto"), num_rows=50)
+    assert (args.fp16, args.bf16) == (False, False)
+    assert args.torch_compile is False
+    assert args.activation_checkpointing is False
+
+
+def test_fp16_maps_to_fp16(tmp_path):
+    args = training_arguments(_config(tmp_path, device="auto", use_fp16=True), num_rows=50)
+    assert (args.fp16, args.bf16) == (True, False)
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_size", "epochs", "ratio", "expected"),
+    [
+        (50, 4, 2, 0.25, 6),  # 26 steps, 6.5 -> 6
+        (80, 8, 3, 0.1, 3),  # 30 steps
+        (10, 8, 1, 0.9, 1),  # 2 steps, 1.8 -> 1: one step still at the full rate
+        (5, 8, 1, 0.5, 0),  # a single step must not be warmup
+        (100, 8, 1, 0.0, 0),
+    ],
+)
+def test_warmup_steps_are_the_floor_of_ratio_times_steps(
+    tmp_path, rows, batch_size, epochs, ratio, expected
+):
+    config = _config(tmp_path, batch_size=batch_size, num_epochs=epochs, warmup_ratio=ratio)
+    warmup = training_arguments(config, rows).warmup_steps
+    assert warmup == expected
+    assert isinstance(warmup, int)  # a float below 1 would mean a ratio to transformers
+
+
+# --- add_projection ----------------------------------------------------------------------------
+
+
+def test_add_projection_inserts_dense_before_normalize(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    assert _names(model) == ["Transformer", "Pooling", "Normalize"]
+
+    projected = add_projection(model, 40, _config(tmp_path))
+
+    assert _names(projected) == ["Transformer", "Pooling", "Dense", "Normalize"]
+    assert projected.get_embedding_dimension() == 40
+    dense = projected[2]
+    assert isinstance(dense, Dense)
+    assert tuple(dense.linear.weight.shape) == (40, 32)
+    assert isinstance(dense.activation_function, torch.nn.Identity)
+    texts = make_sentences(3, seed=5)
+    pooled = SentenceTransformer(modules=[model[0], model[1]], device="cpu").encode(
+        texts, convert_to_tensor=True
+    )
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(dense.linear(pooled), dim=1)
+    np.testing.assert_allclose(
+        projected.encode(texts, convert_to_numpy=True), expected.numpy(), atol=1e-5
+    )
+
+
+def test_add_projection_appends_when_there_is_no_normalize(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    backbone = SentenceTransformer(modules=[model[0], model[1]], device="cpu")
+    projected = add_projection(backbone, 48, _config(tmp_path))
+    assert _names(projected) == ["Transformer", "Pooling", "Dense"]
+    assert projected.get_embedding_dimension() == 48
+
+
+def test_add_projection_keeps_a_model_of_the_right_size(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    assert add_projection(model, 32, _config(tmp_path, projection="none")) is model
+
+
+def test_add_projection_none_refuses_a_size_mismatch(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    with pytest.raises(
+        ValueError,
+        match=r"The student outputs 32-d embeddings but the target 'teacher_embedding_pre_dense' "
+        r"is 48-d\. Set projection: learned",
+    ):
+        add_projection(model, 48, _config(tmp_path, projection="none", target_type="pre_dense"))
+
+
+# --- prepare_student ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target_type", "target_dim", "modules", "dim"),
+    [
+        ("final", 40, ["Transformer", "Pooling", "Dense", "Normalize"], 40),
+        ("final", 24, ["Transformer", "Pooling", "Dense", "Dense", "Normalize"], 24),
+        ("pre_dense", 32, ["Transformer", "Pooling"], 32),  # backbone only
+        ("pre_dense", 48, ["Transformer", "Pooling", "Dense"], 48),
+    ],
+)
+def test_prepare_student_shapes_the_student_to_the_target(
+    tmp_path, student_dense, target_type, target_dim, modules, dim
+):
+    config = _config(tmp_path, student_model=student_dense, target_type=target_type)
+    model = prepare_student(config, target_dim)
+    assert _names(model) == modules
+    assert model.get_embedding_dimension() == dim
+
+
+def test_prepare_student_projection_is_seeded(tmp_path, student):
+    def projection(seed: int) -> torch.Tensor:
+        config = _config(tmp_path, student_model=student, seed=seed)
+        return prepare_student(config, 40)[2].linear.weight.detach().clone()
+
+    assert torch.equal(projection(1), projection(1))
+    assert not torch.equal(projection(1), projection(2))
+
+
+# --- check_training_data -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("target_type", "dim"), [("final", 40), ("pre_dense", 48)])
+def test_check_training_data_returns_the_target_size(tmp_path, target_type, dim):
+    data = _data(3, {FINAL: 40, PRE_DENSE: 48})
+    assert check_training_data(data, _config(tmp_path, target_type=target_type)) == dim
+
+
+def test_missing_pre_dense_column_has_no_final_hint(tmp_path):
+    data = _data(3, {"hidden_state_layer_0": 48})
+    with pytest.raises(
+        ValueError, match=r"lacks column\(s\) \['teacher_embedding_pre_dense'\]"
+    ) as e:
+        check_training_data(data, _config(tmp_path, target_type="pre_dense"))
+    assert "re-encode" not in str(e.value)
+
+
+def test_missing_final_column_hints_at_the_fix(tmp_path):
+    data = _data(3, {"hidden_state_layer_0": 48})
+    with pytest.raises(
+        ValueError,
+        match=r"\['text', 'hidden_state_layer_0'\]\. The embeddings were made with output_type "
+        r"'pre_dense' or 'hidden_states'; use target_type 'pre_dense'",
+    ):
+        check_training_data(data, _config(tmp_path))
+
+
+def test_check_training_data_custom_columns(tmp_path):
+    data = _data(2, {"emb": 16}).rename_column("text", "sentence")
+    config = _config(tmp_path, text_column="sentence", final_embedding_column="emb")
+    assert check_training_data(data, config) == 16
+
+
+# --- train_student -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("warmup_ratio", [0.1, 0.5, 0.9])
+def test_less_than_one_batch_trains_at_a_non_zero_rate(tmp_path, student_dense, warmup_ratio):
+    config = _config(
+        tmp_path, student_model=student_dense, warmup_ratio=warmup_ratio, logging_steps=1
+    )
+    data = _data(5, {FINAL: 40, "extra": 3})
+    model = prepare_student(config, 40)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    metrics = train_student(model, data, config)
+
+    assert metrics["global_step"] == 1
+    assert set(metrics) == {
+        "train_loss",
+        "train_runtime",
+        "train_samples_per_second",
+        "global_step",
+        "log_history",
+    }
+    assert metrics["train_loss"] > 0
+    assert any("loss" in entry for entry in metrics["log_history"])
+    after = model.state_dict()
+    assert not torch.equal(before["2.linear.weight"], after["2.linear.weight"])
+    assert not torch.equal(
+        before["0.model.embeddings.word_embeddings.weight"],
+        after["0.model.embeddings.word_embeddings.weight"],
+    )
+
+
+def test_training_reduces_the_loss(tmp_path, student_dense):
+    """Targets = the student's own embeddings after a fixed random rotation: learnable."""
+    texts = make_sentences(16, seed=9)
+    original = SentenceTransformer(student_dense, device="cpu")
+    rotation, _ = torch.linalg.qr(torch.randn(40, 40, generator=torch.Generator().manual_seed(0)))
+    targets = original.encode(texts, convert_to_tensor=True) @ rotation
+    data = Dataset.from_dict({"text": texts, FINAL: targets.numpy().tolist()})
+
+    def loss_after(epochs: int) -> float:
+        config = _config(
+            tmp_path,
+            student_model=student_dense,
+            loss_type="cosine",
+            num_epochs=max(epochs, 1),
+            learning_rate=5e-3,
+            warmup_ratio=0,
+        )
+        model = prepare_student(config, 40)
+        if epochs:
+            train_student(model, data, config)
+        embeddings = model.encode(texts, convert_to_tensor=True)
+        return float(1 - torch.nn.functional.cosine_similarity(embeddings, targets).mean())
+
+    assert loss_after(4) < 0.5 * loss_after(0)
+
+
+def test_projection_fitted_on_the_data_recovers_a_linear_target(tmp_path, student):
+    """Targets that are an exact linear map of the pooled student output are fitted closely."""
+    texts = make_sentences(80, seed=12)
+    model = SentenceTransformer(student, device="cpu")
+    backbone = SentenceTransformer(modules=[model[0], model[1]], device="cpu")
+    generator = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(32, 48, generator=generator), torch.randn(48, generator=generator)
+    targets = backbone.encode(texts, convert_to_tensor=True) @ weight + bias
+    data = Dataset.from_dict({"text": texts, PRE_DENSE: targets.numpy().tolist()})
+    config = _config(tmp_path, student_model=student, target_type="pre_dense")
+
+    fitted = prepare_student(config, 48, data)
+    unfitted = prepare_student(config, 48)
+
+    assert _names(fitted) == ["Transformer", "Pooling", "Dense"]
+    fitted_error = (fitted.encode(texts, convert_to_tensor=True) - targets).pow(2).mean()
+    unfitted_error = (unfitted.encode(texts, convert_to_tensor=True) - targets).pow(2).mean()
+    assert fitted_error < 1e-2 * targets.pow(2).mean()
+    assert fitted_error < 1e-2 * unfitted_error
