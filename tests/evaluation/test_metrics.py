@@ -86,7 +86,16 @@ def test_gold_similarity_correlates_cosine_with_scores():
     # ranks of cosine 4, 2, 3, 1 vs scores 4, 3, 2, 1: sum d^2 = 2 -> 1 - 6 * 2 / (4 * 15)
     assert result == pytest.approx({"pearson": pearson, "spearman": 0.8})
     assert result["pearson"] == pytest.approx(0.76797, abs=1e-5)
-    assert model.calls == [(4, 2), (4, 2)]
+    assert model.calls == [(8, 2)]  # each distinct text once, in one call
+
+
+def test_gold_similarity_encodes_repeated_texts_once():
+    model = FakeModel({"a": [1, 0], "b": [0, 1], "c": [1, 1]})
+    pairs = Dataset.from_dict(
+        {"text_1": ["a", "a", "b"], "text_2": ["b", "c", "c"], "score": [0.0, 1.0, 0.5]}
+    )
+    gold_similarity(model, pairs, batch_size=8)
+    assert model.calls == [(3, 8)]
 
 
 def test_gold_similarity_with_a_real_model_matches_scipy(student):
