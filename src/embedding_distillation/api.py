@@ -6,6 +6,7 @@ Argument handling only: the work is done by the same core functions the Kedro no
 import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +117,8 @@ class TeacherEmbeddingsGenerator:
         Returns:
             A memory-mapped ``datasets.Dataset`` with ``text_column`` and the embedding columns.
         """
-        return self._run(
-            source_dataset,
-            {
-                "text_column": text_column,
-                "output_type": output_type,
-                "layer_indices": tuple(layer_indices) if layer_indices is not None else None,
-                "split": split,
-                "max_samples": max_samples,
-            },
-            output_dir=output_dir,
-            token=None,
-        )
+        config = self._config(text_column, output_type, layer_indices, split, max_samples)
+        return self._run(source_dataset, config, output_dir=output_dir, token=None)
 
     def generate_and_push(
         self,
@@ -149,31 +140,39 @@ class TeacherEmbeddingsGenerator:
         ``repo_id`` defaults to ``<token's user>/<source name>-embeddings``; ``token`` defaults
         to ``HF_TOKEN`` / the stored login.
         """
-        return self._run(
-            source_dataset,
-            {
-                "text_column": text_column,
-                "output_type": output_type,
-                "layer_indices": tuple(layer_indices) if layer_indices is not None else None,
-                "split": split,
-                "max_samples": max_samples,
-                "push_every": push_every,
-                "repo_id": repo_id,
-                "private": private,
-            },
-            output_dir=output_dir,
-            token=token,
+        config = replace(
+            self._config(text_column, output_type, layer_indices, split, max_samples),
+            push_every=push_every,
+            repo_id=repo_id,
+            private=private,
+        )
+        return self._run(source_dataset, config, output_dir=output_dir, token=token)
+
+    def _config(
+        self,
+        text_column: str,
+        output_type: str,
+        layer_indices: list[int] | None,
+        split: str,
+        max_samples: int | None,
+    ) -> EncodingConfig:
+        return EncodingConfig(
+            **self._options,
+            text_column=text_column,
+            output_type=output_type,  # type: ignore[arg-type]
+            layer_indices=tuple(layer_indices) if layer_indices is not None else None,
+            split=split,
+            max_samples=max_samples,
         )
 
     def _run(
         self,
         source: CorpusSource,
-        options: dict[str, Any],
+        config: EncodingConfig,
         *,
         output_dir: str | os.PathLike[str] | None,
         token: str | None,
     ) -> Dataset:
-        config = EncodingConfig(**self._options, **options)
         corpus = load_corpus(source, split=config.split, max_samples=config.max_samples)
         job = prepare_encoding(corpus, config, self.compute, source_name=_source_name(source))
         folder = Path(output_dir) if output_dir else _default_output_dir(source, config.output_type)
