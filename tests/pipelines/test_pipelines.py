@@ -15,6 +15,7 @@ from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.datasets import (
     EmbeddingShardsDataset,
+    HubModelDataset,
     SentenceTransformerModelDataset,
 )
 from embedding_distillation.pipelines import distillation, teacher_embeddings
@@ -52,6 +53,7 @@ def _catalog(root: Path, corpus: Dataset, gold: Dataset | None, params: dict) ->
         "student_model": SentenceTransformerModelDataset(
             filepath=str(root / "student_model"), version=Version(None, None)
         ),
+        "student_model_hub": HubModelDataset(),
         "distillation_metrics": JSONDataset(
             filepath=str(root / "metrics.json"), version=Version(None, None)
         ),

@@ -3,6 +3,7 @@ from datasets import Dataset
 
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
+    plan_model_push,
     split_embeddings,
     train_student_model,
     write_report,
@@ -59,3 +60,19 @@ def test_train_node_takes_precision_from_compute(embeddings, student):
         train_student_model(
             embeddings, {"student_model": student}, {"use_fp16": True, "use_bf16": True}
         )
+
+
+def test_plan_model_push_follows_push_to_hub(student):
+    model = object()
+    assert plan_model_push(model, {"student_model": student}, {}).repo_id is None
+    request = plan_model_push(
+        model,
+        {
+            "student_model": student,
+            "push_to_hub": True,
+            "hub_model_id": "alice/s",
+            "hub_token": "hf_x",
+        },
+        {},
+    )
+    assert (request.model, request.repo_id, request.token) == (model, "alice/s", "hf_x")

@@ -7,6 +7,7 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.compute import ComputeConfig, from_params
+from embedding_distillation.datasets.hub_model_dataset import ModelPush
 from embedding_distillation.evaluation.metrics import (
     EvaluationConfig,
     evaluate_models,
@@ -88,6 +89,15 @@ def evaluate_student(
             if "loss" in e
         ],
     }
+
+
+def plan_model_push(
+    student_model: SentenceTransformer, params: dict[str, Any], compute: dict[str, Any]
+) -> ModelPush:
+    """Trained student + options -> a Hub push request (with no repo unless push_to_hub)."""
+    config = EmbeddingTrainerConfig.from_params(params, compute)
+    repo_id = config.hub_model_id if config.push_to_hub else None
+    return ModelPush(model=student_model, repo_id=repo_id, token=config.hub_token)
 
 
 def write_report(distillation_metrics: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
+    plan_model_push,
     split_embeddings,
     train_student_model,
     write_report,
@@ -40,6 +41,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 ],
                 outputs="distillation_metrics",
                 name="evaluate_student",
+            ),
+            Node(
+                func=plan_model_push,
+                inputs=["student_model", "params:distillation", "params:compute"],
+                outputs="student_model_hub",
+                name="push_student_model",
             ),
             Node(
                 func=write_report,
