@@ -106,7 +106,8 @@ def load_sentence_transformer(
         ) from e
     if not for_training:
         model.eval()
-        maybe_compile(model, compute)
+        # The encoder calls the modules one by one, so compile the transformer itself.
+        maybe_compile(getattr(model[0], "auto_model", model[0]), compute)
     return model
 
 

@@ -238,3 +238,35 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path, corpus, teacher
         [*args, "fast"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _assert_same(ShardStore(out).load(), reference)
+
+
+@pytest.mark.slow
+def test_compile_model_gives_the_same_embeddings(tmp_path, corpus, teacher_dense, reference):
+    config = EncodingConfig(teacher_model=teacher_dense, chunk_size=8)
+    job = prepare_encoding(
+        corpus, config, ComputeConfig(device="cpu", batch_size=4, compile_model=True)
+    )
+    compiled = run_encoding(job, ShardStore(tmp_path / "compiled")).load()
+    assert hasattr(job.encoder().model[0].auto_model, "_compiled_call_impl")
+    np.testing.assert_allclose(
+        _arrays(compiled, "teacher_embedding_final"),
+        _arrays(reference, "teacher_embedding_final"),
+        atol=1e-4,
+    )
+
+
+@pytest.mark.parametrize("flag", ["use_bf16", "use_fp16"])
+def test_half_precision_matches_float32_within_tolerance(
+    tmp_path, corpus, teacher_dense, reference, flag
+):
+    config = EncodingConfig(teacher_model=teacher_dense, chunk_size=50)
+    job = prepare_encoding(
+        corpus, config, ComputeConfig(device="cpu", batch_size=8, **{flag: True})
+    )
+    half = _arrays(run_encoding(job, ShardStore(tmp_path / flag)).load(), "teacher_embedding_final")
+    full = _arrays(reference, "teacher_embedding_final")
+    cosine = np.sum(half * full, axis=1) / (
+        np.linalg.norm(half, axis=1) * np.linalg.norm(full, axis=1)
+    )
+    assert half.dtype == np.float32  # stored as float32 whatever the compute precision
+    assert cosine.min() > 0.99  # the documented tolerance
