@@ -215,7 +215,21 @@ def test_evaluate_models_compares_same_size_models_with_the_stored_target():
     assert result["heldout_rows"] == 2
     assert result["target_column"] == "target"
     assert set(result["teacher"]) == {"cost"}
-    assert set(result["student_before"]) == {"cost"}
+    assert set(result["student_before"]) == {"cost", "neighbours"}  # no agreement across sizes
+    histogram = result["student_after"]["heldout"].pop("cosine_histogram")
     assert result["student_after"]["heldout"] == pytest.approx(
         {"mse": 0.25, "mean_cosine": (1 + 1 / math.sqrt(2)) / 2}
     )
+    assert sum(histogram) == 2 and histogram[-1] == 1  # cosines 1.0 and 0.707
+
+
+def test_neighbour_recall_is_one_for_the_same_ranking_and_drops_when_it_changes():
+    from embedding_distillation.evaluation.metrics import neighbour_recall
+
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((30, 8))
+    assert neighbour_recall(reference * 3.0, reference) == 1.0  # scale does not change neighbours
+    assert neighbour_recall(rng.standard_normal((30, 5)), reference) < 0.6
+    assert neighbour_recall(reference[:3], reference[:3], k=10) == 1.0  # k shrinks to rows - 1
+    with pytest.raises(ValueError, match="at least 2 held-out rows"):
+        neighbour_recall(reference[:1], reference[:1])

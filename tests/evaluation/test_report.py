@@ -5,7 +5,8 @@ import pytest
 from embedding_distillation.evaluation.report import render_report
 
 HEADER = (
-    "| model | held-out cosine | held-out MSE | gold Pearson | gold Spearman | params | texts/s |"
+    "| model | held-out cosine | held-out MSE | neighbour recall@10 | gold Pearson "
+    "| gold Spearman | params | texts/s |"
 )
 
 
@@ -25,6 +26,7 @@ def _metrics() -> dict:
         },
         "student_after": {
             "heldout": {"mse": 0.001, "mean_cosine": 0.95},
+            "neighbours": {"recall_at_10": 0.8},
             "gold": {"pearson": 0.7, "spearman": 0.65},
             "cost": {"parameters": 20000, "weights_mb": 0.08, "texts_per_second": 910.04},
         },
@@ -40,11 +42,11 @@ def test_report_has_one_row_per_model_with_formatted_values():
         "held-out rows: 1,234." in report
     )
     table = report[report.index(HEADER) :]
-    assert table[1] == "|---|---|---|---|---|---|---|"
+    assert table[1] == "|---|---|---|---|---|---|---|---|"
     assert table[2:5] == [
-        "| Teacher | n/a | n/a | 0.8123 | 0.7900 | 1,234,567 | 150.2 |",
-        "| Student (before) | 0.5000 | 0.012346 | n/a | n/a | 20,000 | 900.0 |",
-        "| Student (after) | 0.9500 | 0.001000 | 0.7000 | 0.6500 | 20,000 | 910.0 |",
+        "| Teacher | n/a | n/a | n/a | 0.8123 | 0.7900 | 1,234,567 | 150.2 |",
+        "| Student (before) | 0.5000 | 0.012346 | n/a | n/a | n/a | 20,000 | 900.0 |",
+        "| Student (after) | 0.9500 | 0.001000 | 0.8000 | 0.7000 | 0.6500 | 20,000 | 910.0 |",
     ]
     assert "Training: final loss 0.012346, 7 steps, 100.0 samples/s." in report
 

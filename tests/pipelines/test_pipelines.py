@@ -10,6 +10,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.io.core import Version
 from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
+from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.text import TextDataset
 from sentence_transformers import SentenceTransformer
 
@@ -60,6 +61,10 @@ def _catalog(root: Path, corpus: Dataset, gold: Dataset | None, params: dict) ->
         "distillation_report": TextDataset(
             filepath=str(root / "report.md"), version=Version(None, None)
         ),
+        **{
+            name: MatplotlibDataset(filepath=str(root / f"{name}.png"), version=Version(None, None))
+            for name in ("loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot")
+        },
     }
     for name in ("selected_corpus", "train_embeddings", "heldout_embeddings", "training_metrics"):
         datasets[name] = MemoryDataset(copy_mode="assign")
@@ -108,6 +113,12 @@ def test_both_pipelines_produce_embeddings_model_and_report(
     report = catalog["distillation_report"].load()
     assert report.startswith("# Distillation report")
     assert "Student (after)" in report
+    assert 0 <= metrics["student_after"]["neighbours"]["recall_at_10"] <= 1
+    assert sum(metrics["student_after"]["heldout"]["cosine_histogram"]) == 10
+    assert len(metrics["loss_curve"]) == metrics["training"]["global_step"]  # logging_steps=1
+    for name in ("loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot"):
+        png = next((tmp_path / f"{name}.png").glob("*/*.png"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow

@@ -303,3 +303,60 @@ def test_projection_fitted_on_the_data_recovers_a_linear_target(tmp_path, studen
     unfitted_error = (unfitted.encode(texts, convert_to_tensor=True) - targets).pow(2).mean()
     assert fitted_error < 1e-2 * targets.pow(2).mean()
     assert fitted_error < 1e-2 * unfitted_error
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, student):
+    from dataclasses import replace
+
+    from transformers import TrainerCallback
+
+    from embedding_distillation.training import trainer as trainer_module
+
+    rows = Dataset.from_dict(
+        {
+            "text": make_sentences(48, seed=5),
+            "teacher_embedding_final": [[float(i % 5) / 5] * 32 for i in range(48)],
+        }
+    )
+    base = EmbeddingTrainerConfig(
+        student_model=student,
+        batch_size=8,
+        num_epochs=2,
+        save_steps=4,
+        learning_rate=1e-3,
+        device="cpu",
+        output_dir=str(tmp_path / "straight"),
+    )
+    straight = prepare_student(base, 32)
+    train_student(straight, rows, base)
+
+    class CrashAfterStep6(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 6:
+                raise _Crash()
+
+    interrupted = replace(base, output_dir=str(tmp_path / "resumed"))
+    original = trainer_module.SentenceTransformerTrainer
+
+    class CrashingTrainer(original):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, callbacks=[CrashAfterStep6()], **kwargs)
+
+    trainer_module.SentenceTransformerTrainer = CrashingTrainer
+    try:
+        with pytest.raises(_Crash):
+            train_student(prepare_student(interrupted, 32), rows, interrupted)
+    finally:
+        trainer_module.SentenceTransformerTrainer = original
+    assert (tmp_path / "resumed" / "checkpoint-4" / "optimizer.pt").exists()
+
+    resumed = prepare_student(replace(interrupted, resume_from_checkpoint=True), 32)
+    metrics = train_student(resumed, rows, replace(interrupted, resume_from_checkpoint=True))
+    assert metrics["global_step"] == 12
+    texts = make_sentences(4, seed=9)
+    np.testing.assert_allclose(resumed.encode(texts), straight.encode(texts), atol=1e-5)

@@ -63,9 +63,37 @@ def encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.
 def agreement(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
     """MSE and mean cosine similarity between matching rows of two embedding matrices."""
     mse = float(np.mean((student - teacher) ** 2))
+    return {"mse": mse, "mean_cosine": float(np.mean(row_cosines(student, teacher)))}
+
+
+COSINE_BINS = 40  # histogram bins over [-1, 1] kept in the metrics for the report's plot
+
+
+def row_cosines(student: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``student`` with the same row of ``teacher``."""
     norms = np.linalg.norm(student, axis=1) * np.linalg.norm(teacher, axis=1)
-    cosine = np.sum(student * teacher, axis=1) / np.maximum(norms, 1e-12)
-    return {"mse": mse, "mean_cosine": float(np.mean(cosine))}
+    return np.sum(student * teacher, axis=1) / np.maximum(norms, 1e-12)
+
+
+def neighbour_recall(embeddings: np.ndarray, reference: np.ndarray, k: int = 10) -> float:
+    """Mean share of each row's ``k`` nearest ``reference`` neighbours found by ``embeddings``.
+
+    Neighbours are by cosine similarity within the same set, a row never being its own
+    neighbour; the two matrices may have different widths (it compares rankings, not vectors).
+    """
+    k = min(k, len(reference) - 1)
+    if k < 1:
+        raise ValueError("Neighbour recall needs at least 2 held-out rows.")
+
+    def top_k(matrix: np.ndarray) -> np.ndarray:
+        unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+        similarity = unit @ unit.T  # (rows, rows)
+        np.fill_diagonal(similarity, -np.inf)
+        return np.argpartition(-similarity, k, axis=1)[:, :k]
+
+    found, expected = top_k(embeddings), top_k(reference)
+    hits = [len(set(a) & set(b)) for a, b in zip(found, expected, strict=True)]
+    return float(np.mean(hits) / k)
 
 
 def gold_similarity(
@@ -80,9 +108,7 @@ def gold_similarity(
     vectors = dict(zip(unique, encode(model, unique, batch_size), strict=True))
     left = np.stack([vectors[text] for text in first])
     right = np.stack([vectors[text] for text in second])
-    cosine = np.sum(left * right, axis=1) / np.maximum(
-        np.linalg.norm(left, axis=1) * np.linalg.norm(right, axis=1), 1e-12
-    )
+    cosine = row_cosines(left, right)
     scores = np.asarray(pairs["score"], dtype=np.float64)
     return {
         "pearson": float(pearsonr(cosine, scores).statistic),
@@ -128,8 +154,14 @@ def evaluate_models(
         entry: dict[str, Any] = {}
         if name != "teacher":
             embeddings = encode(model, texts, batch_size)
+            if len(texts) > 1:
+                entry["neighbours"] = {"recall_at_10": neighbour_recall(embeddings, target)}
             if embeddings.shape[1] == target.shape[1]:
                 entry["heldout"] = agreement(embeddings, target)
+                counts, _ = np.histogram(
+                    row_cosines(embeddings, target), bins=COSINE_BINS, range=(-1.0, 1.0)
+                )
+                entry["heldout"]["cosine_histogram"] = counts.tolist()
         if gold_pairs is not None:
             entry["gold"] = gold_similarity(model, gold_pairs, batch_size)
         entry["cost"] = cost(model, texts[:speed_texts], batch_size)

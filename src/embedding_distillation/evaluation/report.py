@@ -27,9 +27,9 @@ def render_report(metrics: dict[str, Any]) -> str:
         f"`{metrics.get('student_model', '?')}`; target: `{metrics['target_column']}`; "
         f"held-out rows: {metrics['heldout_rows']:,}.",
         "",
-        "| model | held-out cosine | held-out MSE | gold Pearson | gold Spearman | params "
-        "| texts/s |",
-        "|---|---|---|---|---|---|---|",
+        "| model | held-out cosine | held-out MSE | neighbour recall@10 | gold Pearson "
+        "| gold Spearman | params | texts/s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for key, name in NAMES.items():
         entry = metrics.get(key)
@@ -37,7 +37,8 @@ def render_report(metrics: dict[str, Any]) -> str:
             continue
         lines.append(
             f"| {name} | {_cell(entry, 'heldout', 'mean_cosine')} | "
-            f"{_cell(entry, 'heldout', 'mse', digits=6)} | {_cell(entry, 'gold', 'pearson')} | "
+            f"{_cell(entry, 'heldout', 'mse', digits=6)} | "
+            f"{_cell(entry, 'neighbours', 'recall_at_10')} | {_cell(entry, 'gold', 'pearson')} | "
             f"{_cell(entry, 'gold', 'spearman')} | {_cell(entry, 'cost', 'parameters')} | "
             f"{_cell(entry, 'cost', 'texts_per_second', digits=1)} |"
         )

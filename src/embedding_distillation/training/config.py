@@ -57,6 +57,9 @@ class EmbeddingTrainerConfig:
             before any ``Normalize``); ``none`` raises instead.
         seed: Extra: random seed for initialisation and shuffling.
         split: Extra: split to read when the dataset is a Hub id or folder with several.
+        resume_from_checkpoint: Extra: continue an interrupted run from a checkpoint folder in
+            ``output_dir`` (a path, or ``True`` for the latest one); checkpoints hold the
+            optimizer, scheduler and RNG states, so the run ends as an uninterrupted one would.
     """
 
     student_model: str
@@ -86,6 +89,7 @@ class EmbeddingTrainerConfig:
     projection: Projection = "learned"
     seed: int = 42
     split: str = "train"
+    resume_from_checkpoint: str | bool | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.student_model, os.PathLike):

@@ -213,7 +213,12 @@ def train_student(
         config.loss_type,
         config.target_column,
     )
-    result = trainer.train()
+    resume = config.resume_from_checkpoint
+    if resume:
+        logger.info(
+            "Resuming training from %s", "the latest checkpoint" if resume is True else resume
+        )
+    result = trainer.train(resume_from_checkpoint=resume or None)
     return {
         "train_loss": float(result.training_loss),
         "train_runtime": float(result.metrics.get("train_runtime", 0.0)),

@@ -4,10 +4,12 @@ import logging
 from typing import Any
 
 from datasets import Dataset
+from matplotlib.figure import Figure
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.compute import ComputeConfig, from_params
 from embedding_distillation.datasets.hub_model_dataset import ModelPush
+from embedding_distillation.evaluation import plots
 from embedding_distillation.evaluation.metrics import (
     EvaluationConfig,
     evaluate_models,
@@ -98,6 +100,15 @@ def plan_model_push(
     config = EmbeddingTrainerConfig.from_params(params, compute)
     repo_id = config.hub_model_id if config.push_to_hub else None
     return ModelPush(model=student_model, repo_id=repo_id, token=config.hub_token)
+
+
+def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, Figure]:
+    """Metrics -> (loss curve, cosine histogram, quality-versus-speed) figures."""
+    return (
+        plots.loss_curve(distillation_metrics),
+        plots.cosine_histogram(distillation_metrics),
+        plots.quality_vs_speed(distillation_metrics),
+    )
 
 
 def write_report(distillation_metrics: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ from kedro.pipeline import Node, Pipeline
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
     plan_model_push,
+    plot_report,
     split_embeddings,
     train_student_model,
     write_report,
@@ -47,6 +48,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["student_model", "params:distillation", "params:compute"],
                 outputs="student_model_hub",
                 name="push_student_model",
+            ),
+            Node(
+                func=plot_report,
+                inputs="distillation_metrics",
+                outputs=["loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot"],
+                name="plot_report",
             ),
             Node(
                 func=write_report,

@@ -1,0 +1,70 @@
+"""Figures for the distillation report: loss curve, cosine histogram, quality versus speed.
+
+Built with ``matplotlib.figure.Figure`` (no pyplot, no global state, no display needed); the
+Kedro ``matplotlib.MatplotlibDataset`` saves them as versioned PNG files.
+"""
+
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from embedding_distillation.evaluation.metrics import COSINE_BINS
+from embedding_distillation.evaluation.report import NAMES
+
+
+def loss_curve(metrics: dict[str, Any]) -> Figure:
+    """Training loss per logged step."""
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    points = metrics.get("loss_curve", [])
+    axes.plot([p["step"] for p in points], [p["loss"] for p in points], marker=".")
+    axes.set(
+        xlabel="optimizer step",
+        ylabel=f"{metrics.get('loss_type', '')} loss",
+        title="Training loss",
+    )
+    axes.grid(alpha=0.3)
+    return figure
+
+
+def cosine_histogram(metrics: dict[str, Any]) -> Figure:
+    """Distribution of each held-out row's cosine to its teacher embedding."""
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    edges = np.linspace(-1, 1, COSINE_BINS + 1)
+    for key in ("student_before", "student_after"):
+        counts = metrics.get(key, {}).get("heldout", {}).get("cosine_histogram")
+        if counts is not None:
+            axes.stairs(counts, edges, label=NAMES[key], fill=key == "student_after", alpha=0.6)
+    axes.set(xlabel="cosine to the teacher", ylabel="held-out rows", title="Agreement per row")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def quality_vs_speed(metrics: dict[str, Any]) -> Figure:
+    """Texts/s against gold Pearson (or held-out cosine without gold pairs), one dot per model."""
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    quality_key = "gold" if "gold" in metrics.get("teacher", {}) else None
+    for key, name in NAMES.items():
+        entry = metrics.get(key)
+        if entry is None:
+            continue
+        if quality_key:
+            quality = entry["gold"]["pearson"]
+        else:
+            quality = entry.get("heldout", {}).get("mean_cosine", 1.0 if key == "teacher" else None)
+        if quality is None:
+            continue
+        speed = entry["cost"]["texts_per_second"]
+        axes.scatter(speed, quality, s=40)
+        axes.annotate(name, (speed, quality), textcoords="offset points", xytext=(5, 5))
+    axes.set(
+        xscale="log",
+        xlabel="texts/s (log scale)",
+        ylabel="gold Pearson" if quality_key else "held-out cosine to the teacher",
+        title="Quality versus speed",
+    )
+    axes.grid(alpha=0.3)
+    return figure
