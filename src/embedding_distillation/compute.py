@@ -132,7 +132,8 @@ def attention_implementation(compute: ComputeConfig, device: torch.device) -> st
         return "flash_attention_2"
     logger.warning(
         "use_flash_attention is set but flash-attn is not usable here (device %s, installed: %s); "
-        "using PyTorch's sdpa attention where the model supports it. Install flash-attn with "
+        "using the model's default attention instead (PyTorch's sdpa where the architecture "
+        "has it, eager otherwise). Install flash-attn with "
         "`pip install flash-attn --no-build-isolation` on a CUDA machine.",
         device.type,
         is_flash_attn_2_available(),

@@ -106,8 +106,10 @@ def load_sentence_transformer(
         ) from e
     if not for_training:
         model.eval()
-        # The encoder calls the modules one by one, so compile the transformer itself.
-        maybe_compile(getattr(model[0], "auto_model", model[0]), compute)
+        # The encoder calls the modules one by one, so compile the transformer module: its
+        # __call__ is what runs (it reaches the Hugging Face model through .forward, which
+        # would bypass a compiled model's __call__).
+        maybe_compile(model[0], compute)
     return model
 
 
