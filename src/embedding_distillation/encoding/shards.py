@@ -39,6 +39,26 @@ def embedding_array(values: np.ndarray, dtype: str) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(flat, dim)
 
 
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as Parquet with float-friendly encodings.
+
+    Embedding values are nearly all distinct, so dictionary encoding only adds bytes; byte
+    stream split (exponent and mantissa bytes stored apart) lets zstd compress floats.
+    """
+    floats = [
+        field.name
+        for field in table.schema
+        if pa.types.is_fixed_size_list(field.type) and pa.types.is_floating(field.type.value_type)
+    ]
+    pq.write_table(
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=[name for name in table.column_names if name not in floats],
+        use_byte_stream_split=floats,
+    )
+
+
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
@@ -151,7 +171,7 @@ class ShardStore:
         relative = self.shard_file(index)
         final = self.folder / relative
         tmp = final.with_name(f".{final.name}.tmp")
-        pq.write_table(table, tmp)
+        write_parquet(table, tmp)
         os.replace(tmp, final)
         manifest["shards"].append(
             {"file": relative, "num_rows": table.num_rows, "first_row": manifest["num_rows"]}

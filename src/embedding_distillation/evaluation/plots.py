@@ -44,7 +44,7 @@ def cosine_histogram(metrics: dict[str, Any]) -> Figure:
 
 def quality_vs_speed(metrics: dict[str, Any]) -> Figure:
     """Texts/s against gold Pearson (or held-out cosine without gold pairs), one dot per model."""
-    figure = Figure(figsize=(6, 4))
+    figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
     quality_key = "gold" if "gold" in metrics.get("teacher", {}) else None
     for key, name in NAMES.items():
@@ -66,5 +66,6 @@ def quality_vs_speed(metrics: dict[str, Any]) -> Figure:
         ylabel="gold Pearson" if quality_key else "held-out cosine to the teacher",
         title="Quality versus speed",
     )
+    axes.margins(x=0.35, y=0.15)  # room for the labels
     axes.grid(alpha=0.3)
     return figure
