@@ -1,5 +1,6 @@
 """``EmbeddingTrainerConfig``: the seed's training options (and a few documented extras)."""
 
+import itertools
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
@@ -60,6 +61,9 @@ class EmbeddingTrainerConfig:
         resume_from_checkpoint: Extra: continue an interrupted run from a checkpoint folder in
             ``output_dir`` (a path, or ``True`` for the latest one); checkpoints hold the
             optimizer, scheduler and RNG states, so the run ends as an uninterrupted one would.
+        student_init: Extra: build the student from ``student_model`` (usually the teacher) by
+            keeping only these transformer layers, in order, e.g. ``(0, 2, 4, 6, 8, 10)`` for
+            every other layer of 12; ``None`` loads ``student_model`` as it is.
     """
 
     student_model: str
@@ -90,6 +94,7 @@ class EmbeddingTrainerConfig:
     seed: int = 42
     split: str = "train"
     resume_from_checkpoint: str | bool | None = None
+    student_init: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.student_model, os.PathLike):
@@ -112,6 +117,9 @@ class EmbeddingTrainerConfig:
                 "push_to_hub is true but hub_model_id is not set; give the model repo id, "
                 "e.g. hub_model_id='your-name/distilled-model'."
             )
+        if self.student_init is not None:
+            _check_layers(self.student_init)
+            object.__setattr__(self, "student_init", tuple(self.student_init))
         self.compute  # validates device and precision flags  # noqa: B018
 
     @property
@@ -138,6 +146,8 @@ class EmbeddingTrainerConfig:
         """
         shared = ComputeConfig.from_params(compute).to_dict()
         merged = {name: shared[name] for name in COMPUTE_FIELDS} | dict(params)
+        if merged.get("student_init") is not None:
+            merged["student_init"] = tuple(merged["student_init"])
         return from_params(cls, merged, group="distillation")
 
     def to_dict(self) -> dict[str, Any]:
@@ -150,3 +160,17 @@ class EmbeddingTrainerConfig:
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+
+
+def _check_layers(layers: object) -> None:
+    """``student_init`` must be a non-empty, strictly increasing list of layer indices >= 0."""
+    fix = (
+        "Give a non-empty, strictly increasing list of layer indices >= 0 to keep, e.g. "
+        "[0, 2, 4, 6, 8, 10] for every other layer of 12, or null to load student_model as is."
+    )
+    if isinstance(layers, str) or not isinstance(layers, list | tuple) or not layers:
+        raise ValueError(f"student_init must be a non-empty list of layers, got {layers!r}. {fix}")
+    if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in layers):
+        raise ValueError(f"student_init indices must be integers >= 0, got {layers!r}. {fix}")
+    if any(b <= a for a, b in itertools.pairwise(layers)):
+        raise ValueError(f"student_init must be strictly increasing, got {layers!r}. {fix}")

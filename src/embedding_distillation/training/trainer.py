@@ -29,6 +29,7 @@ from embedding_distillation.models import (
     resolve_model_source,
 )
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.student_init import keep_layers
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def prepare_student(
 ) -> SentenceTransformer:
     """Load the student and shape it to the target: backbone for pre_dense, projection if needed.
 
+    With ``student_init`` set, only those transformer layers of ``student_model`` are kept.
+
     Args:
         config: The training options.
         target_dim: Size of the target embeddings.
@@ -74,6 +77,8 @@ def prepare_student(
     source = resolve_model_source(config.student_model, what="student_model")
     torch.manual_seed(config.seed)
     model = load_sentence_transformer(source, config.compute, for_training=True)
+    if config.student_init is not None:
+        model = keep_layers(model, config.student_init)
     if config.target_type == "pre_dense":
         if has_dense(model):
             logger.info(
