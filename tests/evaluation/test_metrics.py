@@ -233,3 +233,26 @@ def test_neighbour_recall_is_one_for_the_same_ranking_and_drops_when_it_changes(
     assert neighbour_recall(reference[:3], reference[:3], k=10) == 1.0  # k shrinks to rows - 1
     with pytest.raises(ValueError, match="at least 2 held-out rows"):
         neighbour_recall(reference[:1], reference[:1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"heldout_fraction": 1.0}, r"evaluation.heldout_fraction must be in \(0, 1\), got 1.0"),
+        ({"max_heldout_rows": 0}, "evaluation.max_heldout_rows must be a positive integer, got 0"),
+        ({"speed_texts": -1}, "evaluation.speed_texts must be a positive integer, got -1"),
+    ],
+)
+def test_evaluation_config_rejects_bad_values(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EvaluationConfig(**kwargs)
+
+
+def test_teacher_model_may_be_a_path_object(teacher_plain):
+    from pathlib import Path
+
+    from embedding_distillation.encoding.config import EncodingConfig
+
+    assert EncodingConfig(teacher_model=Path(teacher_plain)).teacher_model == teacher_plain
+    with pytest.raises(ValueError, match="teacher_embeddings.teacher_model is required"):
+        EncodingConfig(teacher_model="")
