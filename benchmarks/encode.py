@@ -184,12 +184,12 @@ CHILD_JOBS = {
 }
 
 
-def child_main(spec: dict[str, Any]) -> None:
-    """Run one job with the requested thread count and print its result as a JSON line."""
+def child_main(spec: dict[str, Any], jobs: dict[str, Any] = CHILD_JOBS) -> None:
+    """Run one of ``jobs`` with the requested thread count; print its result as a JSON line."""
     import torch
 
     torch.set_num_threads(spec["threads"])
-    result = CHILD_JOBS[spec["job"]](spec)
+    result = jobs[spec["job"]](spec)
     result["peak_rss_mb"] = peak_rss_mb()
     result["torch_threads"] = torch.get_num_threads()
     print(RESULT_PREFIX + json.dumps(result), flush=True)

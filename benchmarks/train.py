@@ -255,17 +255,6 @@ CHILD_JOBS = {
 }
 
 
-def child_main(spec: dict[str, Any]) -> None:
-    """Run one job with the requested thread count and print its result as a JSON line."""
-    import torch
-
-    torch.set_num_threads(spec["threads"])
-    result = CHILD_JOBS[spec["job"]](spec)
-    result["peak_rss_mb"] = enc.peak_rss_mb()
-    result["torch_threads"] = torch.get_num_threads()
-    print(RESULT_PREFIX + json.dumps(result), flush=True)
-
-
 # --------------------------------------------------------------------------------------------
 # Parent side.
 # --------------------------------------------------------------------------------------------
@@ -547,7 +536,7 @@ def main() -> None:
     """Entry point: the parent benchmark, or one child job with ``--child``."""
     args = parse_args()
     if args.child:
-        child_main(json.loads(args.child))
+        enc.child_main(json.loads(args.child), CHILD_JOBS)
     else:
         run_benchmark(args)
 
