@@ -5,7 +5,6 @@ Argument handling only: the work is done by the same core functions the Kedro no
 
 import logging
 import os
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from embedding_distillation.corpus import CorpusSource, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
 from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
-from embedding_distillation.hub import EmbeddingsPusher, push_model
+from embedding_distillation.hub import EmbeddingsPusher, push_model, slug
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
@@ -37,9 +36,8 @@ def _source_name(source: CorpusSource) -> str:
     return Path(os.fspath(source)).name or "corpus"
 
 
-def _default_output_dir(source: CorpusSource, output_type: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", _source_name(source)).strip("-.") or "corpus"
-    return Path("teacher_embeddings") / f"{slug}-{output_type}"
+def _default_output_dir(source_name: str, output_type: str) -> Path:
+    return Path("teacher_embeddings") / f"{slug(source_name) or 'corpus'}-{output_type}"
 
 
 class TeacherEmbeddingsGenerator:
@@ -174,8 +172,9 @@ class TeacherEmbeddingsGenerator:
         token: str | None,
     ) -> Dataset:
         corpus = load_corpus(source, split=config.split, max_samples=config.max_samples)
-        job = prepare_encoding(corpus, config, self.compute, source_name=_source_name(source))
-        folder = Path(output_dir) if output_dir else _default_output_dir(source, config.output_type)
+        name = _source_name(source)
+        job = prepare_encoding(corpus, config, self.compute, source_name=name)
+        folder = Path(output_dir) if output_dir else _default_output_dir(name, config.output_type)
         store = ShardStore(folder, split=config.split)
         pusher = EmbeddingsPusher.from_config(config, token=token, source_name=job.source_name)
         run_encoding(job, store, on_shard=pusher)

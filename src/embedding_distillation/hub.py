@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def slug(text: str) -> str:
+    """``My Corpus!`` -> ``My-Corpus``: safe in repo and folder names (may be empty)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
 def default_repo_name(source_name: str) -> str:
     """``org/My Corpus.parquet`` -> ``My-Corpus-embeddings`` (the repo part only)."""
     base = source_name.rstrip("/").split("/")[-1].rsplit(".", 1)[0] or "corpus"
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.") + "-embeddings"
+    return (slug(base) or "corpus") + "-embeddings"
 
 
 @dataclass
