@@ -175,26 +175,6 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def extract_member(archive: Path, member: str, dest: Path) -> Path:
-    """Stream one file out of a zip (or wheel) to ``dest``, without holding it in memory.
-
-    Args:
-        archive: The zip or wheel.
-        member: The member's path inside the archive.
-        dest: Output file path; its folder is created if missing.
-
-    Returns:
-        ``dest``.
-
-    Raises:
-        AssetError: ``member`` is not in the archive.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive) as zf, _open_member(zf, member) as src, dest.open("wb") as out:
-        shutil.copyfileobj(src, out, 1 << 20)
-    return dest
-
-
 def read_member(archive: Path, member: str) -> bytes:
     """Read one (small) file out of a zip or wheel.
 
