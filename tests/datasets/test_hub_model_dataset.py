@@ -5,6 +5,7 @@ from kedro.io import DatasetError
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.datasets import HubModelDataset, ModelPush, hub_model_dataset
+from embedding_distillation.hub import ModelCardInfo
 
 
 @pytest.fixture
@@ -22,12 +23,19 @@ def model(student):
 
 
 def test_the_request_token_wins_over_credentials(pushes, model):
-    dataset = HubModelDataset(credentials={"token": "hf_from_credentials"})
-    dataset.save(ModelPush(model=model, repo_id="alice/student", token="hf_from_params"))
+    dataset = HubModelDataset(
+        credentials={"token": "hf_from_credentials"}, hub_endpoint="http://127.0.0.1:9"
+    )
+    card = ModelCardInfo(teacher_model="org/teacher")
+    dataset.save(ModelPush(model=model, repo_id="alice/student", token="hf_from_params", card=card))
     dataset.save(ModelPush(model=model, repo_id="alice/student", private=False))
+    common = {"endpoint": "http://127.0.0.1:9"}
     assert pushes == [
-        ("alice/student", {"token": "hf_from_params", "private": True}),
-        ("alice/student", {"token": "hf_from_credentials", "private": False}),
+        ("alice/student", {"token": "hf_from_params", "private": True, "card": card, **common}),
+        (
+            "alice/student",
+            {"token": "hf_from_credentials", "private": False, "card": None, **common},
+        ),
     ]
 
 
@@ -42,6 +50,7 @@ def test_tokens_are_never_shown(model):
     dataset = HubModelDataset(credentials={"token": "hf_secret123"})
     request = ModelPush(model=model, repo_id="alice/student", token="hf_secret456")
     assert "hf_secret123" not in str(dataset)
+    assert "***" in str(dataset)
     assert "hf_secret456" not in repr(request)
 
 

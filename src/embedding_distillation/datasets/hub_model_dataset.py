@@ -7,42 +7,54 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from sentence_transformers import SentenceTransformer
 
-from embedding_distillation.hub import push_model
+from embedding_distillation.hub import ModelCardInfo, push_model
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelPush:
-    """A request to push ``model`` to ``repo_id`` (``None``: do not push); the token is hidden."""
+    """A request to push ``model`` to ``repo_id`` (``None``: do not push); the token is hidden.
+
+    ``card`` adds the teacher, the data, the training config and the metrics to the model card.
+    """
 
     model: SentenceTransformer
     repo_id: str | None
     private: bool = True
     token: str | None = field(default=None, repr=False)
+    card: ModelCardInfo | None = None
 
 
 class HubModelDataset(AbstractDataset[ModelPush, None]):
     """Write-only: saving a :class:`ModelPush` uploads its model (unless its repo_id is None).
 
     The token comes from the push request (``hub_token``), else from ``credentials``, else from
-    ``HF_TOKEN``/the stored login; ``HF_ENDPOINT`` selects a private Hub deployment.
+    ``HF_TOKEN``/the stored login. The Hub is ``hub_endpoint``, else ``HF_ENDPOINT``, else the
+    public Hub.
 
     Example catalog entry::
 
         student_model_hub:
           type: embedding_distillation.datasets.HubModelDataset
           credentials: huggingface
+          hub_endpoint: https://hub.example.com   # optional: a private Hub deployment
 
     Args:
         credentials: ``{"token": ...}``; never shown.
+        hub_endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
         metadata: Free-form metadata (kedro-viz shows it).
     """
 
     def __init__(
-        self, *, credentials: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None
+        self,
+        *,
+        credentials: dict[str, Any] | None = None,
+        hub_endpoint: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         self._token = (credentials or {}).get("token")
+        self._hub_endpoint = hub_endpoint
         self.metadata = metadata
 
     def save(self, data: ModelPush) -> None:
@@ -50,11 +62,21 @@ class HubModelDataset(AbstractDataset[ModelPush, None]):
         if data.repo_id is None:
             logger.info("push_to_hub is false: the student model is not pushed")
             return
-        push_model(data.model, data.repo_id, token=data.token or self._token, private=data.private)
+        push_model(
+            data.model,
+            data.repo_id,
+            token=data.token or self._token,
+            private=data.private,
+            endpoint=self._hub_endpoint,
+            card=data.card,
+        )
 
     def load(self) -> None:
         """Nothing to load: the pushed model is read back with its repo id."""
         raise DatasetError("HubModelDataset is write-only; load the model by its repo id.")
 
     def _describe(self) -> dict[str, Any]:
-        return {"credentials": "***" if self._token else None}
+        return {
+            "credentials": "***" if self._token else None,
+            "hub_endpoint": self._hub_endpoint,
+        }

@@ -1,0 +1,334 @@
+"""Push teacher-embedding shards to a dataset repo as they complete, and resume from it.
+
+The repo mirrors the local shard folder: ``data/<split>-00000.parquet``..., ``manifest.json``
+and a dataset card (README.md). The pushed manifest is the record of what the repo holds: each
+push reads it, uploads only the shards it does not list, and commits them together with the new
+manifest and card, so the repo never lists a shard it lacks and a repeated push (after a lost
+answer, or on a rerun) uploads nothing twice. A run that starts with an empty folder downloads
+the shards already pushed (:meth:`EmbeddingsPusher.restore`) and continues after them.
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import CommitOperationAdd, HfApi
+from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+from embedding_distillation import distributed
+from embedding_distillation.encoding.config import EncodingConfig
+from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
+from embedding_distillation.hub import client
+from embedding_distillation.hub.cards import EmbeddingsCardInfo, current_command, dataset_card
+from embedding_distillation.hub.client import (
+    HubError,
+    RetryPolicy,
+    hub_api,
+    redact,
+    with_retries,
+)
+
+logger = logging.getLogger(__name__)
+
+CARD_NAME = "README.md"
+
+
+def slug(text: str) -> str:
+    """``My Corpus!`` -> ``My-Corpus``: safe in repo and folder names (may be empty)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+
+
+def default_repo_name(source_name: str) -> str:
+    """``org/My Corpus.parquet`` -> ``My-Corpus-embeddings`` (the repo part only)."""
+    base = source_name.rstrip("/").split("/")[-1].rsplit(".", 1)[0] or "corpus"
+    return (slug(base) or "corpus") + "-embeddings"
+
+
+@dataclass
+class EmbeddingsPusher:
+    """Pushes completed shards to a dataset repo every ``push_every`` rows (and at the end).
+
+    Called by :func:`~embedding_distillation.encoding.engine.run_encoding` after each shard.
+
+    Args:
+        push_every: Rows between pushes.
+        repo_id: Dataset repo; ``None`` = ``<token's user>/<source name>-embeddings``.
+        private: Create the repo as private (an existing repo keeps its visibility).
+        token: Hub token; ``None`` = ``HF_TOKEN`` or the stored login. Never shown.
+        source_name: Name of the corpus (default repo name, dataset card).
+        endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
+        card: What made the embeddings, for the dataset card.
+        retry: Retries of transient faults (``None``: ``client.DEFAULT_RETRY``).
+    """
+
+    push_every: int
+    repo_id: str | None = None
+    private: bool = True
+    token: str | None = field(default=None, repr=False)
+    source_name: str = "corpus"
+    endpoint: str | None = None
+    card: EmbeddingsCardInfo | None = None
+    retry: RetryPolicy | None = None
+    _pending_rows: int = field(default=0, repr=False)
+    _api: HfApi | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: EncodingConfig,
+        *,
+        token: str | None,
+        source_name: str = "corpus",
+        endpoint: str | None = None,
+    ) -> "EmbeddingsPusher | None":
+        """A pusher when ``push_every`` is set, else ``None``."""
+        if config.push_every is None:
+            return None
+        card = EmbeddingsCardInfo(
+            source_dataset=source_name,
+            teacher_model=config.teacher_model,
+            output_type=config.output_type,
+            layers=list(config.layer_indices) if config.layer_indices is not None else None,
+            embedding_dtype=config.embedding_dtype,
+            split=config.split,
+            command=current_command(),
+        )
+        return cls(
+            push_every=config.push_every,
+            repo_id=config.repo_id,
+            private=config.private,
+            token=token,
+            source_name=source_name,
+            endpoint=endpoint,
+            card=card,
+        )
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy in force."""
+        return self.retry or client.DEFAULT_RETRY
+
+    @property
+    def api(self) -> HfApi:
+        """The client for this pusher's endpoint and token."""
+        if self._api is None:
+            self._api = hub_api(self.token, self.endpoint)
+        return self._api
+
+    def __call__(self, store: ShardStore, rows: int, is_last: bool) -> None:
+        """Count ``rows`` just written; push when ``push_every`` is reached or at the end."""
+        self._pending_rows += rows
+        if self._pending_rows >= self.push_every or is_last:
+            self.push(store)
+
+    def resolve_repo_id(self) -> str:
+        """The configured repo, or ``<token's user>/<source name>-embeddings`` (logged)."""
+        if self.repo_id is None:
+            user = with_retries(
+                lambda: self.api.whoami()["name"],
+                action="look up the user of the token for",
+                repo="the default repo name",
+                policy=self.policy,
+                next_step="Set repo_id, or check the network and run the same command again.",
+                token=self.token,
+            )
+            self.repo_id = f"{user}/{default_repo_name(self.source_name)}"
+            logger.info(
+                "No repo_id given: pushing to %s (<token's user>/<corpus name>-embeddings)",
+                self.repo_id,
+            )
+        return self.repo_id
+
+    def remote_manifest(self) -> dict[str, Any] | None:
+        """The manifest the repo holds, or ``None`` for a missing repo or one without shards."""
+        repo_id = self.resolve_repo_id()
+
+        def fetch() -> dict[str, Any] | None:
+            with tempfile.TemporaryDirectory() as tmp:
+                try:
+                    path = self.api.hf_hub_download(
+                        repo_id, MANIFEST_NAME, repo_type="dataset", local_dir=tmp
+                    )
+                except (RepositoryNotFoundError, EntryNotFoundError):
+                    return None
+                return json.loads(Path(path).read_text())
+
+        return with_retries(
+            fetch,
+            action="read the manifest of",
+            repo=repo_id,
+            policy=self.policy,
+            next_step="Check the network and run the same command again.",
+            token=self.token,
+        )
+
+    def restore(self, store: ShardStore, identity: dict[str, Any]) -> int:
+        """Download the shards the repo holds beyond the local folder's, and list them locally.
+
+        A run that starts with an empty folder (another machine, a lost disk) thus continues
+        after the last pushed shard instead of encoding from row 0. Under ``torchrun`` only
+        rank 0 talks to the Hub; the other ranks return 0 at once.
+
+        Args:
+            store: The local shard folder (opened for ``identity`` here).
+            identity: The job's identity; the repo's manifest must have the same.
+
+        Returns:
+            How many shards were downloaded.
+
+        Raises:
+            HubError: The repo holds embeddings of another job, or the download failed.
+        """
+        if not distributed.is_main():
+            return 0
+        store.begin(identity)
+        local = store.manifest()
+        assert local is not None
+        have = len(local["shards"])
+        remote = self.remote_manifest()
+        if remote is None or len(remote.get("shards", [])) <= have:
+            return 0
+        repo_id = self.resolve_repo_id()
+        self._check_identity(remote, identity, repo_id)
+        wanted = remote["shards"][have:]
+        logger.info(
+            "The dataset repo %s holds %d shard(s) (%d rows) of this job, %d more than %s: "
+            "downloading them and continuing after them",
+            repo_id,
+            len(remote["shards"]),
+            remote["num_rows"],
+            len(wanted),
+            store.folder,
+        )
+
+        def download() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                for shard in wanted:
+                    path = self.api.hf_hub_download(
+                        repo_id, shard["file"], repo_type="dataset", local_dir=tmp
+                    )
+                    _move_into(Path(path), store.folder / shard["file"])
+
+        with_retries(
+            download,
+            action="download the pushed shards of",
+            repo=repo_id,
+            policy=self.policy,
+            next_step="Check the network and run the same command again.",
+            token=self.token,
+        )
+        tmp_manifest = store.folder / f".{MANIFEST_NAME}.tmp"
+        tmp_manifest.write_text(json.dumps(remote, indent=2, sort_keys=True))
+        os.replace(tmp_manifest, store.manifest_path)
+        return len(wanted)
+
+    def push(self, store: ShardStore) -> None:
+        """Upload the shards the repo does not list yet, with the manifest and card, as one commit.
+
+        Raises:
+            HubError: The push failed for good (the local shards are kept: rerun to resume), or
+                the repo holds another job's embeddings.
+        """
+        manifest = store.manifest()
+        assert manifest is not None, "push() needs a shard folder with a manifest"
+        repo_id = self.resolve_repo_id()
+        next_step = (
+            f"The shards are safe in {store.folder}; run the same command again to resume (it "
+            "pushes every shard the repo lacks)."
+        )
+        with_retries(
+            lambda: self.api.create_repo(
+                repo_id, repo_type="dataset", private=self.private, exist_ok=True
+            ),
+            action="create the dataset repo",
+            repo=repo_id,
+            policy=self.policy,
+            next_step=next_step,
+            token=self.token,
+        )
+        remote = self.remote_manifest()
+        if remote is not None:
+            self._check_identity(remote, manifest["identity"], repo_id)
+        pushed = {shard["file"] for shard in (remote or {}).get("shards", [])}
+        new = [shard for shard in manifest["shards"] if shard["file"] not in pushed]
+        if not new and remote is not None and remote["complete"] == manifest["complete"]:
+            logger.info("The dataset repo %s is up to date", repo_id)
+            self._pending_rows = 0
+            return
+        operations = [
+            CommitOperationAdd(
+                path_in_repo=shard["file"], path_or_fileobj=str(store.folder / shard["file"])
+            )
+            for shard in new
+        ]
+        operations.append(
+            CommitOperationAdd(path_in_repo=MANIFEST_NAME, path_or_fileobj=str(store.manifest_path))
+        )
+        if self.card is not None and manifest["shards"]:
+            first = store.folder / manifest["shards"][0]["file"]
+            card = redact(dataset_card(manifest, first, self.card, repo_id), self.token)
+            operations.append(
+                CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode())
+            )
+        rows = sum(shard["num_rows"] for shard in new)
+        message = f"Add {len(new)} embedding shard(s), {rows} rows ({manifest['num_rows']} in all)"
+
+        attempts: list[int] = []
+
+        def commit() -> None:
+            # A commit whose answer was lost may have landed: then there is nothing to redo.
+            if attempts and self._commit_landed(manifest):
+                return
+            attempts.append(1)
+            self.api.create_commit(
+                repo_id, operations=operations, commit_message=message, repo_type="dataset"
+            )
+
+        with_retries(
+            commit,
+            action=f"push {len(new)} shard(s) to the dataset repo",
+            repo=repo_id,
+            policy=self.policy,
+            next_step=next_step,
+            token=self.token,
+        )
+        self._pending_rows = 0
+        logger.info(
+            "Pushed %d shard(s) (%d rows; %d in the repo) to the dataset repo %s",
+            len(new),
+            rows,
+            manifest["num_rows"],
+            repo_id,
+        )
+
+    def _commit_landed(self, manifest: dict[str, Any]) -> bool:
+        remote = self.remote_manifest()
+        return (
+            remote is not None
+            and remote["shards"] == manifest["shards"]
+            and (remote["complete"] == manifest["complete"])
+        )
+
+    @staticmethod
+    def _check_identity(remote: dict[str, Any], identity: dict[str, Any], repo_id: str) -> None:
+        if remote.get("identity") == identity:
+            return
+        theirs = remote.get("identity") or {}
+        changed = sorted(k for k in set(identity) | set(theirs) if identity.get(k) != theirs.get(k))
+        raise HubError(
+            f"The dataset repo {repo_id} holds embeddings of a different job (changed: {changed}); "
+            "refusing to mix them. Set repo_id to another repo, or delete that repo to start over."
+        )
+
+
+def _move_into(source: Path, target: Path) -> None:
+    """Move a downloaded file into place atomically (temporary name, then rename)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.move(source, tmp)
+    os.replace(tmp, target)

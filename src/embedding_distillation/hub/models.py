@@ -1,0 +1,70 @@
+"""Push a trained sentence-transformers model: safetensors weights and an enriched model card."""
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from embedding_distillation.hub import client
+from embedding_distillation.hub.cards import ModelCardInfo, add_distillation_section
+from embedding_distillation.hub.client import RetryPolicy, hub_api, with_retries
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+
+def push_model(
+    model: "SentenceTransformer",
+    repo_id: str,
+    *,
+    token: str | None,
+    private: bool = True,
+    endpoint: str | None = None,
+    card: ModelCardInfo | None = None,
+    retry: RetryPolicy | None = None,
+) -> str:
+    """Push ``model`` to the model repo ``repo_id`` (created if missing); return the commit URL.
+
+    The model is saved with safetensors weights and sentence-transformers' model card, to which
+    ``card`` adds the teacher, the training data, the training config and the metrics; the whole
+    folder goes up as one commit, retried on transient faults.
+
+    Args:
+        model: The trained model.
+        repo_id: ``user/name`` of the model repo.
+        token: Hub token (``None``: ``HF_TOKEN`` or the stored login); never shown.
+        private: Create the repo as private.
+        endpoint: Hub URL (``None``: ``HF_ENDPOINT`` or the public Hub).
+        card: Distillation details for the model card.
+        retry: Retries of transient faults (``None``: ``client.DEFAULT_RETRY``).
+
+    Raises:
+        HubError: The push failed for good, or the token may not write to ``repo_id``.
+    """
+    api = hub_api(token, endpoint)
+    policy = retry or client.DEFAULT_RETRY
+    next_step = "The trained model is saved locally; rerun the push (it uploads the whole model)."
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(tmp, model_name=repo_id, create_model_card=True, safe_serialization=True)
+        if card is not None:
+            add_distillation_section(Path(tmp) / "README.md", card, token)
+
+        def upload() -> str:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id, folder_path=tmp, commit_message="Add the distilled student model"
+            )
+            return str(info.commit_url)  # type: ignore[union-attr]
+
+        url = with_retries(
+            upload,
+            action="push the model to",
+            repo=repo_id,
+            policy=policy,
+            next_step=next_step,
+            token=token,
+        )
+    logger.info("Pushed the model to %s", repo_id)
+    return url
