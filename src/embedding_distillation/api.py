@@ -12,12 +12,13 @@ from typing import Any
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
+from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.corpus import CorpusSource, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
 from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
-from embedding_distillation.hub import EmbeddingsPusher, push_model, slug
+from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
@@ -132,11 +133,14 @@ class TeacherEmbeddingsGenerator:
         split: str = "train",
         max_samples: int | None = None,
         output_dir: str | os.PathLike[str] | None = None,
+        endpoint: str | None = None,
     ) -> Dataset:
         """Like :meth:`generate`, pushing completed shards to ``repo_id`` every ``push_every`` rows.
 
         ``repo_id`` defaults to ``<token's user>/<source name>-embeddings``; ``token`` defaults
-        to ``HF_TOKEN`` / the stored login.
+        to ``HF_TOKEN`` / the stored login; ``endpoint`` (a private Hub deployment) defaults to
+        ``HF_ENDPOINT`` / the public Hub. Only new shards go up, one commit per push; when the
+        repo already holds shards of the same job, they are downloaded instead of encoded again.
         """
         config = replace(
             self._config(text_column, output_type, layer_indices, split, max_samples),
@@ -144,7 +148,9 @@ class TeacherEmbeddingsGenerator:
             repo_id=repo_id,
             private=private,
         )
-        return self._run(source_dataset, config, output_dir=output_dir, token=token)
+        return self._run(
+            source_dataset, config, output_dir=output_dir, token=token, endpoint=endpoint
+        )
 
     def _config(
         self,
@@ -170,13 +176,19 @@ class TeacherEmbeddingsGenerator:
         *,
         output_dir: str | os.PathLike[str] | None,
         token: str | None,
+        endpoint: str | None = None,
     ) -> Dataset:
         corpus = load_corpus(source, split=config.split, max_samples=config.max_samples)
         name = _source_name(source)
         job = prepare_encoding(corpus, config, self.compute, source_name=name)
         folder = Path(output_dir) if output_dir else _default_output_dir(name, config.output_type)
         store = ShardStore(folder, split=config.split)
-        pusher = EmbeddingsPusher.from_config(config, token=token, source_name=job.source_name)
+        pusher = EmbeddingsPusher.from_config(
+            config, token=token, source_name=job.source_name, endpoint=endpoint
+        )
+        if pusher is not None:  # continue after the shards already pushed
+            distributed.init(job.device)  # under torchrun only rank 0 talks to the Hub
+            distributed.on_main(lambda: pusher.restore(store, job.identity()))
         run_encoding(job, store, on_shard=pusher)
         return store.load().remove_columns(ROW_ID_COLUMN)
 
@@ -205,10 +217,17 @@ class EmbeddingDistillationTrainer:
         target_dim = check_training_data(data, self.config)
         model = prepare_student(self.config, target_dim, data)
         metrics = train_student(model, data, self.config)
-        model.save(self.config.output_dir)
-        logger.info("Saved the trained student to %s", self.config.output_dir)
-        if self.config.push_to_hub:
-            assert self.config.hub_model_id is not None  # checked by the config
-            push_model(model, self.config.hub_model_id, token=self.config.hub_token)
+        if distributed.is_main():  # under torchrun every rank holds the same trained weights
+            model.save(self.config.output_dir)
+            logger.info("Saved the trained student to %s", self.config.output_dir)
+            if self.config.push_to_hub:
+                assert self.config.hub_model_id is not None  # checked by the config
+                card = ModelCardInfo(
+                    training_data=dataset if isinstance(dataset, str) else _source_name(dataset),
+                    training_config=self.config.to_dict(),
+                    metrics=metrics,
+                )
+                push_model(model, self.config.hub_model_id, token=self.config.hub_token, card=card)
+        distributed.barrier()  # the saved model is there for every rank after this
         self.model = model
         return metrics

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar, get_args
 
 import torch
 
+from embedding_distillation.distributed import local_rank
+
 logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cuda", "mps", "cpu"]
@@ -96,10 +98,13 @@ def from_params(cls: type[T], params: dict[str, Any] | None, *, group: str) -> T
 
 
 def resolve_device(device: str) -> torch.device:
-    """Turn ``auto|cuda|mps|cpu`` into a torch device, failing clearly when it is missing."""
+    """Turn ``auto|cuda|mps|cpu`` into a torch device, failing clearly when it is missing.
+
+    CUDA resolves to GPU ``LOCAL_RANK``: under ``torchrun`` each process takes its own GPU.
+    """
     if device == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device("cuda", local_rank())
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -110,6 +115,8 @@ def resolve_device(device: str) -> torch.device:
         )
     if device == "mps" and not torch.backends.mps.is_available():
         raise RuntimeError("compute.device is 'mps' but MPS is not available; use 'auto' or 'cpu'.")
+    if device == "cuda":
+        return torch.device("cuda", local_rank())
     return torch.device(device)
 
 

@@ -82,11 +82,16 @@ def test_resume_after_a_crash_during_the_manifest_write(
     with pytest.raises(Crash):
         run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "out"))
     monkeypatch.undo()
-    # Shard 2's file is on disk but not listed: it is redone, never half-trusted.
+    # Shard 2's file was renamed into place whole, but is not listed: the rerun lists it
+    # instead of encoding it again (a half-written shard only ever has a temporary name).
     assert (tmp_path / "out" / "data" / "train-00002.parquet").exists()
-    _assert_same(
-        run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "out")).load(), reference
-    )
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["num_rows"] == 16
+    encoded = []
+    job = _job(corpus, teacher_dense)
+    original_shard = job.encode_shard
+    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original_shard(i))
+    _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
+    assert encoded == [3, 4, 5, 6]
 
 
 def test_a_finished_folder_is_reused_without_encoding(tmp_path, corpus, teacher_dense, monkeypatch):
@@ -274,3 +279,34 @@ def test_half_precision_matches_float32_within_tolerance(
     )
     assert half.dtype == np.float32  # stored as float32 whatever the compute precision
     assert cosine.min() > 0.99  # the documented tolerance
+
+
+def test_on_shard_sees_each_shard_once_and_the_last_after_completion(
+    tmp_path, corpus, teacher_dense
+):
+    calls = []
+
+    def on_shard(store, rows, is_last):
+        calls.append((rows, is_last, store.is_complete(), store.num_listed()))
+
+    run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path), on_shard=on_shard)
+    # 50 rows in shards of 8: six full shards, then 2 rows reported with the complete manifest.
+    assert calls == [(8, False, False, n) for n in range(1, 7)] + [(2, True, True, 7)]
+
+
+def test_one_process_finishes_what_several_left_with_gaps(
+    tmp_path, corpus, teacher_dense, reference, monkeypatch
+):
+    # A killed 2-process run: rank 1 wrote shards 1 and 3, rank 0 only began the folder.
+    job = _job(corpus, teacher_dense)
+    store = ShardStore(tmp_path / "out")
+    store.begin(job.identity())
+    for index in (1, 3):
+        store.write_shard_file(index, job.encode_shard(index).table)
+
+    encoded = []
+    job = _job(corpus, teacher_dense)
+    original = job.encode_shard
+    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original(i))
+    _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
+    assert encoded == [0, 2, 4, 5, 6]

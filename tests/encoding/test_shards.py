@@ -18,7 +18,7 @@ def _table(start, rows, dtype="float32"):
 
 def test_shards_and_manifest_round_trip(tmp_path):
     store = ShardStore(tmp_path / "out")
-    assert store.begin(IDENTITY) == 0
+    assert store.begin(IDENTITY) == set()
     store.write_shard(0, _table(0, 2))
     store.write_shard(1, _table(2, 2))
     store.finish(seconds=1.0)
@@ -86,7 +86,7 @@ def test_unlisted_leftovers_are_removed_on_resume(tmp_path):
     store.write_shard(0, _table(0, 2))
     leftover = tmp_path / "data" / ".train-00001.parquet.tmp"
     leftover.write_bytes(b"half a shard")
-    assert store.begin(IDENTITY) == 1
+    assert store.begin(IDENTITY) == {0}
     assert not leftover.exists()
 
 
@@ -97,3 +97,28 @@ def test_loading_an_unfinished_folder_says_to_run_the_pipeline(tmp_path):
         ShardFolderError, match=r"does not hold complete teacher embeddings \(0 shards\)"
     ):
         store.load()
+
+
+def test_unlisted_complete_shards_count_as_done_and_are_listed_up_to_a_gap(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    store.write_shard(0, _table(0, 2))
+    for index in (1, 3):  # written by other processes; the manifest has not caught up
+        store.write_shard_file(index, _table(2 * index, 2))
+    assert store.num_listed() == 1
+    assert store.begin(IDENTITY) == {0, 1, 3}
+    assert store.num_listed() == 2  # shard 1 follows shard 0; shard 3 waits for shard 2
+    store.write_shard_file(2, _table(4, 2))
+    assert store.list_completed() == 4
+    manifest = store.manifest()
+    assert [s["first_row"] for s in manifest["shards"]] == [0, 2, 4, 6]
+    assert manifest["num_rows"] == 8
+
+
+def test_an_unreadable_unlisted_shard_is_removed_on_resume(tmp_path):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    broken = tmp_path / "data" / "train-00001.parquet"
+    broken.write_bytes(b"not parquet")
+    assert store.begin(IDENTITY) == set()
+    assert not broken.exists()

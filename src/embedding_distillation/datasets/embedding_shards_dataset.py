@@ -17,6 +17,7 @@ from typing import Any
 from datasets import Dataset
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
+from embedding_distillation import distributed
 from embedding_distillation.encoding.engine import EncodingJob, run_encoding
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
 from embedding_distillation.hub import EmbeddingsPusher
@@ -51,6 +52,8 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
         filepath: Local folder path.
         version: Kedro version (set from ``versioned: true``).
         credentials: ``{"token": ...}`` for Hub pushes; never shown. ``HF_TOKEN`` is the fallback.
+        hub_endpoint: Hub URL for pushes (a private deployment); ``None`` = ``HF_ENDPOINT`` or
+            the public Hub.
         metadata: Free-form metadata (kedro-viz shows it).
     """
 
@@ -60,6 +63,7 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
         filepath: str,
         version: Version | None = None,
         credentials: dict[str, Any] | None = None,
+        hub_endpoint: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -68,6 +72,7 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
             exists_function=_is_complete,
         )
         self._token = (credentials or {}).get("token")
+        self._hub_endpoint = hub_endpoint
         self.metadata = metadata
 
     def load(self) -> Dataset:
@@ -81,11 +86,20 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
                 "EmbeddingShardsDataset saves an EncodingJob (the output of the encode node), "
                 f"got {type(data).__name__}."
             )
-        target = self._prepare_target(data)
+        # Under torchrun every process encodes into the folder rank 0 picks (its own session
+        # version would differ by milliseconds); only rank 0 moves or creates folders.
+        distributed.init(data.device)
+        target = distributed.on_main(lambda: self._prepare_target(data))
         pusher = EmbeddingsPusher.from_config(
-            data.config, token=self._token, source_name=data.source_name
+            data.config,
+            token=self._token,
+            source_name=data.source_name,
+            endpoint=self._hub_endpoint,
         )
-        run_encoding(data, ShardStore(target, split=data.config.split), on_shard=pusher)
+        store = ShardStore(target, split=data.config.split)
+        if pusher is not None:  # continue after the shards already pushed (e.g. another machine)
+            distributed.on_main(lambda: pusher.restore(store, data.identity()))
+        run_encoding(data, store, on_shard=pusher)
 
     def _prepare_target(self, job: EncodingJob) -> Path:
         if not self._version:

@@ -19,13 +19,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from embedding_distillation.compute import ComputeConfig
+from embedding_distillation import distributed
+from embedding_distillation.compute import ComputeConfig, resolve_device
 from embedding_distillation.corpus import limit_rows, scan_texts
+from embedding_distillation.distributed import describe
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
-from embedding_distillation.encoding.shards import ShardStore, embedding_array
+from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
 from embedding_distillation.encoding.teacher import (
     TeacherEncoder,
     check_layer_indices,
@@ -75,6 +78,11 @@ class EncodingJob:
     def num_shards(self) -> int:
         """Shards of ``chunk_size`` rows."""
         return -(-self.num_rows // self.config.chunk_size)
+
+    @property
+    def device(self) -> torch.device:
+        """The device this process encodes on (under torchrun: GPU ``LOCAL_RANK``)."""
+        return resolve_device(self.compute.device)
 
     def encoder(self) -> TeacherEncoder:
         """Load the teacher on first use."""
@@ -213,67 +221,113 @@ def run_encoding(
 ) -> ShardStore:
     """Write every missing shard of ``job`` into ``store`` and mark it complete.
 
-    Resumes after the last complete shard when ``store`` holds a partial run of the same job;
-    a complete folder of the same job is reused as it is.
+    Resumes when ``store`` holds a partial run of the same job (shards already written are
+    skipped); a complete folder of the same job is reused as it is.
+
+    Under ``torchrun`` every process calls this with the same job and folder: the shards still
+    missing are dealt out in turn (the i-th missing shard to rank ``i % world_size``), each
+    process writes its own shard files, and rank 0 alone writes the manifest, calls
+    ``on_shard`` and marks the folder complete once every process is done. The folder must be
+    on a filesystem that every process sees.
 
     Args:
         job: The prepared job.
         store: The shard folder.
-        on_shard: Called after each shard as ``on_shard(store, rows, is_last)`` (Hub pushes);
-            the last call comes after the manifest is marked complete.
+        on_shard: Called on rank 0 as ``on_shard(store, rows, is_last)`` whenever the manifest
+            lists ``rows`` more rows (Hub pushes); the last call comes after the manifest is
+            marked complete.
     """
-    first_shard = store.begin(job.identity())
-    if store.is_complete():
+    distributed.init(job.device)
+    identity = job.identity()  # every process loads the teacher: each one encodes
+    done, complete = distributed.on_main(lambda: (store.begin(identity), store.is_complete()))
+    main = distributed.is_main()
+    if complete:
         logger.info("Reusing the complete teacher embeddings in %s", store.folder)
-        if on_shard is not None:
+        if main and on_shard is not None:
             on_shard(store, 0, True)
         return store
-    if first_shard:
+    missing = [index for index in range(job.num_shards) if index not in done]
+    mine = missing[distributed.rank() :: distributed.world_size()]
+    if done:
         logger.info(
-            "Resuming: %d of %d shards already done in %s",
-            first_shard,
-            job.num_shards,
-            store.folder,
+            "Resuming: %d of %d shards already done in %s", len(done), job.num_shards, store.folder
         )
-    done_rows = min(first_shard * job.config.chunk_size, job.num_rows)
+    if distributed.world_size() > 1:
+        logger.info("Encoding %d of the %d missing shards%s", len(mine), len(missing), describe())
+    done_rows = sum(len(job.shard_rows(index)) for index in done)
     started = time.perf_counter()
-    tokens = truncated = 0
-    with tqdm(
-        total=job.num_rows, initial=done_rows, desc="Encoding", unit="text", dynamic_ncols=True
+    tokens = truncated = unreported = 0
+    with tqdm(  # rank 0 shows the rows listed in the manifest, whoever encoded them
+        total=job.num_rows,
+        initial=(store.manifest() or {}).get("num_rows", 0) if main else 0,
+        desc="Encoding",
+        unit="text",
+        dynamic_ncols=True,
+        disable=not main,
     ) as progress:
-        for index in range(first_shard, job.num_shards):
+        for index in mine:
             shard = job.encode_shard(index)
-            store.write_shard(index, shard.table)
+            store.write_shard_file(index, shard.table)
             tokens += shard.tokens
             truncated += shard.truncated
-            elapsed = time.perf_counter() - started
-            is_last = index == job.num_shards - 1
-            if is_last:
-                store.finish(**_summary(job, done_rows, elapsed, tokens, truncated))
-            if on_shard is not None:
-                on_shard(store, shard.table.num_rows, is_last)
-            progress.update(shard.table.num_rows)
-            progress.set_postfix(tokens_per_s=f"{tokens / max(elapsed, 1e-9):,.0f}")
             logger.info(
-                "Shard %d/%d written (%d rows, %s)",
+                "Shard %d/%d written (%d rows, %s)%s",
                 index + 1,
                 job.num_shards,
                 shard.table.num_rows,
                 store.shard_file(index),
+                describe(),
             )
-    if truncated:
-        logger.warning(
-            "%d texts were longer than the teacher's %d-token limit and were truncated",
-            truncated,
-            job.encoder().max_seq_length,
+            if not main:
+                continue
+            listed = store.list_completed()
+            progress.update(listed)
+            progress.set_postfix(
+                tokens_per_s=f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f}"
+            )
+            unreported += listed
+            if unreported and on_shard is not None and store.num_listed() < job.num_shards:
+                on_shard(store, unreported, False)
+                unreported = 0
+        distributed.barrier()  # every shard file is written
+        if main:
+            listed = store.list_completed()
+            progress.update(listed)
+            unreported += listed
+    counts = distributed.all_gather_object((tokens, truncated))  # every process's share
+    tokens, truncated = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    elapsed = time.perf_counter() - started
+    if main:
+        _check_all_listed(job, store)
+        store.finish(**_summary(job, done_rows, elapsed, tokens, truncated))
+        if on_shard is not None:
+            on_shard(store, unreported, True)
+        if truncated:
+            logger.warning(
+                "%d texts were longer than the teacher's %d-token limit and were truncated",
+                truncated,
+                job.encoder().max_seq_length,
+            )
+        logger.info(
+            "Encoded %d texts in %.1f s into %s",
+            job.num_rows - done_rows,
+            elapsed,
+            store.folder,
         )
-    logger.info(
-        "Encoded %d texts in %.1f s into %s",
-        job.num_rows - done_rows,
-        time.perf_counter() - started,
-        store.folder,
-    )
+    distributed.barrier()  # nobody reads the folder before rank 0 marks it complete
     return store
+
+
+def _check_all_listed(job: EncodingJob, store: ShardStore) -> None:
+    listed = store.num_listed()
+    if listed != job.num_shards:
+        missing = store.shard_file(listed)
+        raise ShardFolderError(
+            f"After every process finished, {store.folder} lists {listed} of {job.num_shards} "
+            f"shards: {missing} is missing. Under torchrun with several nodes the output folder "
+            "must be on a filesystem every node sees (NFS, Lustre, ...); point it there and run "
+            "the same command again to resume."
+        )
 
 
 def _summary(

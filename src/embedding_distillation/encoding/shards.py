@@ -5,9 +5,11 @@ Layout (a valid Hugging Face dataset folder, so the same files can go to the Hub
     <folder>/manifest.json            what was encoded, how, and which shards are done
     <folder>/data/train-00000.parquet  chunk_size rows each, in corpus order
 
-A shard is written to a temporary name and renamed into place, then the manifest is rewritten
-the same way. A shard is therefore either complete and listed in the manifest, or ignored, so a
-run killed at any moment resumes after the last listed shard.
+A shard is written to a temporary name and renamed into place, so a file with a shard's name is
+always complete. The manifest, rewritten the same way, lists the shards from the first one up to
+the first gap. Under ``torchrun`` every process writes its own shards and only rank 0 writes the
+manifest (:meth:`ShardStore.list_completed`); a shard file that is on disk but not listed yet
+(its process finished it, the manifest had not caught up) counts as done when a run resumes.
 """
 
 import json
@@ -59,6 +61,14 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     )
 
 
+def _readable_parquet(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
 def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
@@ -105,8 +115,13 @@ class ShardStore:
         manifest = self.manifest()
         return bool(manifest and manifest["complete"])
 
-    def begin(self, identity: dict[str, Any]) -> int:
-        """Open the folder for the job ``identity``; return how many shards are already done.
+    def begin(self, identity: dict[str, Any]) -> set[int]:
+        """Open the folder for the job ``identity``; return the indices of the shards done.
+
+        Shard files on disk that the manifest does not list yet are listed now when they follow
+        its last shard, and kept (done, listed once the gap before them fills) otherwise.
+        Temporary files and unreadable shards of an interrupted run are removed. Call it from one
+        process (rank 0) before any process writes shards.
 
         Raises:
             ShardFolderError: The folder holds another job's shards, or files without a manifest.
@@ -127,7 +142,7 @@ class ShardStore:
                 "complete": False,
             }
             _write_json_atomic(self.manifest_path, manifest)
-            return 0
+            return set()
         if manifest["identity"] != identity:
             changed = sorted(
                 key
@@ -140,8 +155,9 @@ class ShardStore:
                 "start fresh."
             )
         self._check_listed_shards(manifest)
-        self._remove_unlisted_files(manifest)
-        return len(manifest["shards"])
+        unlisted = self._clean_unlisted_files(manifest)
+        self.list_completed()
+        return set(range(len(manifest["shards"]))) | unlisted
 
     def _check_listed_shards(self, manifest: dict[str, Any]) -> None:
         for shard in manifest["shards"]:
@@ -152,32 +168,74 @@ class ShardStore:
                     f"corrupt. Delete {self.folder} to start fresh."
                 )
 
-    def _remove_unlisted_files(self, manifest: dict[str, Any]) -> None:
+    def _clean_unlisted_files(self, manifest: dict[str, Any]) -> set[int]:
+        """Remove an interrupted run's leftovers; return the indices of complete unlisted shards."""
         listed = {shard["file"] for shard in manifest["shards"]}
-        for path in (self.folder / DATA_DIR).glob("*"):
-            if f"{DATA_DIR}/{path.name}" not in listed:
-                logger.info("Removing leftover %s from an interrupted run", path)
-                path.unlink()
+        complete = set()
+        for path in sorted((self.folder / DATA_DIR).glob("*")):
+            relative = f"{DATA_DIR}/{path.name}"
+            if relative in listed:
+                continue
+            index = self._shard_index(path.name)
+            if index is not None and _readable_parquet(path):
+                complete.add(index)
+                continue
+            logger.info("Removing leftover %s from an interrupted run", path)
+            path.unlink()
+        return complete
+
+    def _shard_index(self, name: str) -> int | None:
+        prefix, suffix = f"{self.split}-", ".parquet"
+        number = name.removeprefix(prefix).removesuffix(suffix)
+        if name.startswith(prefix) and name.endswith(suffix) and number.isdigit():
+            return int(number)
+        return None
 
     def shard_file(self, index: int) -> str:
         """Relative path of shard ``index``."""
         return f"{DATA_DIR}/{self.split}-{index:05d}.parquet"
 
     def write_shard(self, index: int, table: pa.Table) -> None:
-        """Write shard ``index`` atomically, then list it in the manifest."""
-        manifest = self.manifest()
-        assert manifest is not None, "begin() must be called first"
-        assert len(manifest["shards"]) == index, (len(manifest["shards"]), index)
-        relative = self.shard_file(index)
-        final = self.folder / relative
+        """Write shard ``index`` atomically, then list it in the manifest (one process)."""
+        self.write_shard_file(index, table)
+        self.list_completed()
+
+    def write_shard_file(self, index: int, table: pa.Table) -> None:
+        """Write shard ``index`` atomically without touching the manifest (any process)."""
+        final = self.folder / self.shard_file(index)
         tmp = final.with_name(f".{final.name}.tmp")
         write_parquet(table, tmp)
         os.replace(tmp, final)
-        manifest["shards"].append(
-            {"file": relative, "num_rows": table.num_rows, "first_row": manifest["num_rows"]}
-        )
-        manifest["num_rows"] += table.num_rows
-        _write_json_atomic(self.manifest_path, manifest)
+
+    def list_completed(self) -> int:
+        """List in the manifest the shard files that follow its last listed shard, up to a gap.
+
+        Only one process (rank 0) may call this: it is the manifest's only writer.
+
+        Returns:
+            The number of rows newly listed.
+        """
+        manifest = self.manifest()
+        assert manifest is not None, "begin() must be called first"
+        added = 0
+        while (path := self.folder / self.shard_file(len(manifest["shards"]))).exists():
+            rows = pq.read_metadata(path).num_rows
+            manifest["shards"].append(
+                {
+                    "file": self.shard_file(len(manifest["shards"])),
+                    "num_rows": rows,
+                    "first_row": manifest["num_rows"],
+                }
+            )
+            manifest["num_rows"] += rows
+            added += rows
+        if added:
+            _write_json_atomic(self.manifest_path, manifest)
+        return added
+
+    def num_listed(self) -> int:
+        """Shards listed in the manifest."""
+        return len((self.manifest() or {}).get("shards", []))
 
     def finish(self, **details: Any) -> None:
         """Mark the job complete and record ``details`` (counts, timings) in the manifest."""

@@ -1,0 +1,124 @@
+"""The project's Kedro hooks: the dry run, and outputs under ``torchrun``.
+
+``DryRunHook``: ``kedro run --params dry_run=true`` checks everything, prints the plan and stops
+before the first node (``SystemExit(0)``); the checks and the plan are in
+:mod:`embedding_distillation.plan`, which notebooks can call directly.
+
+``DistributedHook``: every process of a ``torchrun`` run runs the pipeline, only rank 0 writes
+its outputs.
+
+Each process runs every node (encoding and training split their work between processes inside
+the nodes' datasets and the trainer), so the nodes after training see the same trained model on
+every rank. Outputs must not be written K times, though: on ranks other than 0 this hook swaps
+every persisted output of the run for a ``MemoryDataset``, so downstream nodes read what the
+node returned and nothing reaches the disk or the Hub. ``teacher_embeddings`` is the exception:
+saving it *is* the shared encoding, and its dataset makes every process write into the folder
+rank 0 picks.
+"""
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from kedro.framework.hooks import hook_impl
+from kedro.io.core import DatasetError
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+
+    from embedding_distillation.plan import EncodingPlan
+
+# Heavy imports (torch, datasets) are deferred: every ``kedro`` command loads the settings.
+logger = logging.getLogger(__name__)
+
+
+class DistributedHook:
+    """On ranks other than 0 of a ``torchrun`` run, keep the pipeline's outputs in memory."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Replace the persisted outputs of ``pipeline`` with memory datasets on ranks > 0."""
+        from embedding_distillation import distributed
+
+        if distributed.world_size() == 1 or distributed.is_main():
+            return
+        from kedro.io import MemoryDataset
+
+        from embedding_distillation.datasets import EmbeddingShardsDataset
+
+        kept_in_memory = []
+        catalog_logger = logging.getLogger("kedro.io.data_catalog")
+        catalog_logger.addFilter(_not_replacing)  # each swap would log a warning
+        try:
+            for name in sorted(pipeline.all_outputs()):
+                if name not in catalog:
+                    continue  # a free output: Kedro keeps it in memory already
+                dataset = catalog.get(name)
+                if isinstance(dataset, MemoryDataset | EmbeddingShardsDataset):
+                    continue
+                catalog[name] = MemoryDataset(copy_mode="assign")
+                kept_in_memory.append(name)
+        finally:
+            catalog_logger.removeFilter(_not_replacing)
+        # This rank saves teacher_embeddings into rank 0's version folder, not its own session's.
+        warnings.filterwarnings("ignore", message=r"Save version .* did not match load version")
+        logger.info(
+            "Rank %d of %d keeps %s in memory; rank 0 saves them",
+            distributed.rank(),
+            distributed.world_size(),
+            kept_in_memory,
+        )
+
+
+def _not_replacing(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Replacing dataset")
+
+
+class DryRunHook:
+    """With ``dry_run: true``, print the plan of the pipelines in the run and stop before them."""
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Plan the ``teacher_embeddings`` and ``distillation`` parts of ``pipeline``, then exit."""
+        if "params:dry_run" not in catalog or not catalog.load("params:dry_run"):
+            return
+        from embedding_distillation import plan
+
+        outputs = pipeline.all_outputs()
+        lines: list[str] = []
+        encoding = None
+        if "teacher_embeddings" in outputs:
+            encoding = plan.plan_teacher_embeddings(
+                catalog.load("corpus"),
+                catalog.load("params:teacher_embeddings"),
+                catalog.load("params:compute"),
+            )
+            lines += ["teacher_embeddings:", *(f"  {line}" for line in encoding.lines)]
+        if "student_model" in outputs:
+            embeddings, num_rows = _embeddings_for_plan(catalog, encoding)
+            steps = plan.plan_distillation(
+                embeddings,
+                num_rows,
+                catalog.load("params:distillation"),
+                catalog.load("params:compute"),
+                catalog.load("params:evaluation"),
+            )
+            lines += ["distillation:", *(f"  {line}" for line in steps)]
+        logger.info("Dry run: the checks passed. The plan:")
+        print("\n".join(lines), flush=True)  # plain stdout: log lines would be re-wrapped
+        logger.info("Nothing was encoded, trained or written. Drop dry_run=true to run it.")
+        raise SystemExit(0)
+
+
+def _embeddings_for_plan(catalog: Any, encoding: "EncodingPlan | None") -> tuple["Dataset", int]:
+    if encoding is not None:
+        return encoding.stand_in, encoding.num_rows
+    try:
+        stored = catalog.load("teacher_embeddings")
+    except DatasetError as e:
+        raise ValueError(
+            "The distillation pipeline needs stored teacher embeddings and there are none yet "
+            f"({e}). Run `kedro run --pipeline teacher_embeddings` first, or dry-run both "
+            "pipelines together (`kedro run --params dry_run=true`)."
+        ) from e
+    return stored, len(stored)

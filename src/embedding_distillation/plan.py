@@ -1,0 +1,165 @@
+"""The dry run: check a run's parameters, data and models, and say what the run would do.
+
+``kedro run --params dry_run=true`` (``DryRunHook`` in :mod:`embedding_distillation.hooks`)
+calls these functions before any node runs: they read the corpus or the stored embeddings, load
+the teacher and the student, and return the plan as lines of text (rows, shards, columns,
+expected disk size, training steps, Hub pushes). Nothing is encoded, trained or written. The
+same functions work from a notebook.
+"""
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow.compute as pc
+from datasets import Dataset
+
+from embedding_distillation.compute import ComputeConfig, from_params, resolve_device
+from embedding_distillation.corpus import check_text_column
+from embedding_distillation.encoding.config import EncodingConfig
+from embedding_distillation.encoding.engine import prepare_encoding
+from embedding_distillation.evaluation.metrics import EvaluationConfig, heldout_rows
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.trainer import check_training_data, prepare_student
+
+logger = logging.getLogger(__name__)
+
+BYTES_PER_VALUE = {"float32": 4, "float16": 2}
+ROW_ID_BYTES = 8
+
+
+@dataclass
+class EncodingPlan:
+    """What an encoding run would do.
+
+    Attributes:
+        lines: The plan, for people.
+        num_rows: Rows that would be encoded.
+        stand_in: One zero-filled row with the columns the run would write, for checking a
+            training run against embeddings that do not exist yet.
+    """
+
+    lines: list[str]
+    num_rows: int
+    stand_in: Dataset
+
+
+def plan_teacher_embeddings(
+    corpus: Dataset, params: dict[str, Any], compute: dict[str, Any]
+) -> EncodingPlan:
+    """Validate the encoding run (corpus, text column, options, teacher) and describe it.
+
+    Args:
+        corpus: The source rows.
+        params: The ``teacher_embeddings`` parameter group.
+        compute: The ``compute`` parameter group.
+    """
+    config = EncodingConfig.from_params(params)
+    compute_config = ComputeConfig.from_params(compute)
+    check_text_column(corpus, config.text_column)
+    job = prepare_encoding(
+        corpus, config, compute_config, source_name=corpus.info.dataset_name or "corpus"
+    )
+    encoder = job.encoder()  # loads the teacher: the check that its weights are readable
+    columns = encoder.columns()
+    value_bytes = BYTES_PER_VALUE[config.embedding_dtype]
+    embedding_bytes = job.num_rows * (sum(columns.values()) * value_bytes + ROW_ID_BYTES)
+    text_bytes = _text_bytes(job.corpus.select(job.row_ids), config.text_column)
+    batches = (
+        f"batches of up to {config.max_tokens_per_batch:,} padded tokens"
+        if config.max_tokens_per_batch
+        else f"batches of {compute_config.batch_size} texts"
+    )
+    lines = [
+        f"teacher: {config.teacher_model} ({_parameters(encoder.model)} parameters, "
+        f"max {encoder.max_seq_length} tokens) on {resolve_device(compute_config.device)} "
+        f"in {compute_config.precision}",
+        f"corpus: {job.source_name}: {job.num_rows:,} rows to encode from column "
+        f"{config.text_column!r}"
+        + (f" ({job.skipped:,} invalid texts skipped)" if job.skipped else ""),
+        "columns: "
+        + ", ".join(f"{name} ({dim}-d)" for name, dim in columns.items())
+        + f", stored as {config.embedding_dtype}",
+        f"shards: {job.num_shards:,} of up to {config.chunk_size:,} rows; "
+        f"{batches}, sorted by length",
+        f"disk: about {_megabytes(embedding_bytes + text_bytes)} before compression "
+        f"({_megabytes(embedding_bytes)} embeddings and row ids, {_megabytes(text_bytes)} text)",
+        _push_line(config, job.num_rows),
+    ]
+    stand_in = Dataset.from_dict(
+        {config.text_column: [""], **{name: [[0.0] * dim] for name, dim in columns.items()}}
+    )
+    return EncodingPlan(lines, job.num_rows, stand_in)
+
+
+def plan_distillation(
+    embeddings: Dataset,
+    num_rows: int,
+    params: dict[str, Any],
+    compute: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> list[str]:
+    """Validate the training run against the (stored or planned) embeddings and describe it.
+
+    Args:
+        embeddings: The stored teacher embeddings, or the stand-in from
+            ``EncodingPlan.stand_in`` when this run would make them.
+        num_rows: Rows of embeddings the run would train and evaluate on.
+        params: The ``distillation`` parameter group.
+        compute: The ``compute`` parameter group.
+        evaluation: The ``evaluation`` parameter group.
+    """
+    config = EmbeddingTrainerConfig.from_params(params, compute)
+    eval_config = from_params(EvaluationConfig, evaluation, group="evaluation")
+    target_dim = check_training_data(embeddings, config)
+    # Loads the student, which checks it too. A PCA head has the shape of a learned one; only
+    # the real run has the targets to fit it on.
+    shape_only = replace(config, projection="learned") if config.projection == "pca" else config
+    student = prepare_student(shape_only, target_dim)
+    heldout = heldout_rows(num_rows, eval_config) if num_rows >= 2 else 0
+    train_rows = num_rows - heldout
+    steps = math.ceil(train_rows / config.batch_size) * config.num_epochs
+    shape = " -> ".join(type(module).__name__ for module in student)
+    return [
+        f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
+        f"target: {config.target_column} ({target_dim}-d), {config.loss_type} loss"
+        if target_dim is not None
+        else "target: the hidden-state term alone (no embedding column)",
+        *(
+            [
+                f"hidden-state term: student layer -> teacher layer {config.hidden_state_layer_map}"
+                f", weight {config.hidden_state_weight:g}"
+            ]
+            if config.hidden_state_layer_map
+            else []
+        ),
+        f"training: {train_rows:,} rows, {config.num_epochs} epoch(s) of batch "
+        f"{config.batch_size} = {steps:,} steps at learning rate {config.learning_rate:g}",
+        f"evaluation: {heldout:,} held-out rows",
+        f"model push: {config.hub_model_id}" if config.push_to_hub else "model push: none",
+    ]
+
+
+def _push_line(config: EncodingConfig, num_rows: int) -> str:
+    if config.push_every is None:
+        return "Hub push: none (push_every is null)"
+    repo = config.repo_id or "<token's user>/<corpus name>-embeddings"
+    commits = max(1, math.ceil(num_rows / config.push_every))
+    return f"Hub push: about {commits} commit(s) of new shards to {repo}"
+
+
+def _text_bytes(dataset: Dataset, column: str) -> int:
+    total = 0
+    for batch in dataset.with_format("arrow").iter(batch_size=10_000):
+        total += pc.sum(pc.binary_length(batch[column])).as_py() or 0
+    return total
+
+
+def _parameters(model: Any) -> str:
+    count = sum(p.numel() for p in model.parameters())
+    return f"{count / 1e6:.1f}M" if count >= 1e6 else f"{count:,}"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"

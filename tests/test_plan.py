@@ -1,0 +1,118 @@
+import math
+
+import pytest
+from datasets import Dataset
+
+from embedding_distillation.plan import plan_distillation, plan_teacher_embeddings
+
+COMPUTE = {"device": "cpu", "batch_size": 8}
+
+
+def _teacher_params(teacher, **overrides):
+    return {"teacher_model": teacher, "chunk_size": 20, **overrides}
+
+
+def _distillation_params(student, **overrides):
+    return {"student_model": student, "batch_size": 8, "num_epochs": 2, **overrides}
+
+
+def test_encoding_plan_counts_rows_shards_columns_and_bytes(corpus, teacher_dense):
+    corpus = Dataset.from_dict({"text": [*corpus["text"][:45], "", None]})
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    text = "\n".join(plan.lines)
+    assert plan.num_rows == 45
+    assert "45 rows to encode from column 'text' (2 invalid texts skipped)" in text
+    assert "teacher_embedding_final (40-d), teacher_embedding_pre_dense (48-d)" in text
+    assert "shards: 3 of up to 20 rows; batches of 8 texts" in text
+    embedding_bytes = 45 * ((40 + 48) * 4 + 8)
+    assert f"{embedding_bytes / 1e6:,.1f} MB embeddings and row ids" in text
+    assert "Hub push: none" in text
+    assert plan.stand_in.column_names == [
+        "text",
+        "teacher_embedding_final",
+        "teacher_embedding_pre_dense",
+    ]
+    assert len(plan.stand_in[0]["teacher_embedding_pre_dense"]) == 48
+
+
+def test_encoding_plan_with_float16_token_batches_and_pushes(corpus, teacher_dense):
+    params = _teacher_params(
+        teacher_dense,
+        embedding_dtype="float16",
+        max_tokens_per_batch=256,
+        push_every=20,
+        repo_id="me/embeddings",
+    )
+    plan = plan_teacher_embeddings(corpus, params, COMPUTE)
+    text = "\n".join(plan.lines)
+    assert "stored as float16" in text
+    assert f"{50 * ((40 + 48) * 2 + 8) / 1e6:,.1f} MB embeddings" in text
+    assert "batches of up to 256 padded tokens" in text
+    assert "about 3 commit(s) of new shards to me/embeddings" in text
+
+
+def test_encoding_plan_fails_on_a_missing_text_column(corpus, teacher_dense):
+    with pytest.raises(ValueError, match=r"'body'"):
+        plan_teacher_embeddings(corpus, _teacher_params(teacher_dense, text_column="body"), COMPUTE)
+
+
+def test_distillation_plan_counts_steps_and_names_the_projection(corpus, teacher_dense, student):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    lines = plan_distillation(
+        plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, {}
+    )
+    text = "\n".join(lines)
+    assert "Transformer -> Pooling -> Dense -> Normalize" in text  # the added projection
+    assert "target: teacher_embedding_final (40-d), mse loss" in text
+    assert f"training: 45 rows, 2 epoch(s) of batch 8 = {math.ceil(45 / 8) * 2} steps" in text
+    assert "evaluation: 5 held-out rows" in text
+
+
+def test_distillation_plan_checks_the_target_against_the_planned_columns(
+    corpus, teacher_dense, student
+):
+    plan = plan_teacher_embeddings(
+        corpus, _teacher_params(teacher_dense, output_type="pre_dense"), COMPUTE
+    )
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['teacher_embedding_final'\]"):
+        plan_distillation(plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, {})
+
+
+def test_distillation_plan_refuses_a_size_mismatch_without_projection(
+    corpus, teacher_dense, student
+):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    with pytest.raises(ValueError, match=r"student outputs 32-d embeddings but the target"):
+        plan_distillation(
+            plan.stand_in,
+            plan.num_rows,
+            _distillation_params(student, projection="none"),
+            COMPUTE,
+            {},
+        )
+
+
+def test_distillation_plan_with_a_pca_head_and_a_hidden_state_term(corpus, teacher_plain, student):
+    plan = plan_teacher_embeddings(
+        corpus,
+        _teacher_params(teacher_plain, output_type="hidden_states", layer_indices=[1, 3]),
+        COMPUTE,
+    )
+    lines = plan_distillation(
+        plan.stand_in,
+        plan.num_rows,
+        _distillation_params(student, hidden_state_layer_map={2: 3}, projection="pca"),
+        COMPUTE,
+        {},
+    )
+    text = "\n".join(lines)
+    assert "target: the hidden-state term alone (no embedding column)" in text
+    assert "hidden-state term: student layer -> teacher layer {2: 3}, weight 1" in text
+
+
+def test_distillation_plan_with_pca_builds_the_head_shape(corpus, teacher_dense, student):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    lines = plan_distillation(
+        plan.stand_in, plan.num_rows, _distillation_params(student, projection="pca"), COMPUTE, {}
+    )
+    assert "Transformer -> Pooling -> Dense -> Normalize" in "\n".join(lines)
