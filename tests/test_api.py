@@ -313,46 +313,6 @@ def test_rerun_with_other_options_refuses_to_mix(tmp_path, corpus, teacher_dense
         generator.generate(corpus, output_type="pre_dense", output_dir=tmp_path / "out")
 
 
-class FakeHub:
-    """Stands in for huggingface_hub.HfApi: records the files of each commit."""
-
-    commits: list[list[str]] = []
-
-    def __init__(self, token=None):
-        self.token = token
-
-    def create_repo(self, repo_id, **kwargs):
-        assert repo_id == "me/corpus-embeddings"
-
-    def create_commit(self, repo_id, operations, **kwargs):
-        FakeHub.commits.append([op.path_in_repo for op in operations])
-
-
-def test_generate_and_push_pushes_every_n_rows_and_at_the_end(
-    tmp_path, corpus, teacher_dense, monkeypatch
-):
-    monkeypatch.setattr("embedding_distillation.hub.HfApi", FakeHub)
-    monkeypatch.setattr(FakeHub, "commits", [])
-    generator = _generator(teacher_dense, chunk_size=16)
-    kwargs = {"repo_id": "me/corpus-embeddings", "push_every": 32, "output_dir": tmp_path / "out"}
-
-    result = generator.generate_and_push(corpus, **kwargs)
-
-    assert result.num_rows == 50
-    shards = [f"data/train-{i:05d}.parquet" for i in range(4)]  # 16, 16, 16 and 2 rows
-    assert (
-        FakeHub.commits
-        == [
-            [*shards[:2], "manifest.json"],  # 32 rows reached
-            [*shards[2:], "manifest.json"],  # the end
-        ]
-    )
-
-    FakeHub.commits.clear()
-    generator.generate_and_push(corpus, **kwargs)
-    assert FakeHub.commits == [[*shards, "manifest.json"]]  # nothing re-encoded, all pushed
-
-
 def test_invalid_texts_are_skipped(tmp_path, teacher_dense):
     source = Dataset.from_dict({"text": ["a cat", None, "", "  ", "the dog runs"]})
     result = _generator(teacher_dense).generate(source, output_dir=tmp_path / "out")
@@ -553,6 +513,19 @@ def test_pre_dense_embeddings_with_target_final_hints_at_the_fix(
         EmbeddingDistillationTrainer(_config(student, tmp_path / "model")).train(pre_dense_only)
 
 
+def test_final_only_embeddings_with_target_pre_dense_hint_at_the_fix(
+    tmp_path, embedded, student, no_weights
+):
+    final_only = embedded[0].remove_columns(PRE_DENSE)
+    config = _config(student, tmp_path / "model", target_type="pre_dense")
+    with pytest.raises(
+        ValueError,
+        match=r"lacks column\(s\) \['teacher_embedding_pre_dense'\] .*nothing but Normalize "
+        r"after pooling.*use target_type 'final', or re-encode with output_type 'pre_dense'",
+    ):
+        EmbeddingDistillationTrainer(config).train(final_only)
+
+
 def test_training_data_errors(tmp_path, embedded, student, no_weights):
     config = _config(student, tmp_path / "model", text_column="body")
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['body'\] .*its columns are"):
@@ -573,7 +546,7 @@ def test_missing_student_path(tmp_path, embedded, no_weights):
     [
         ({"target_type": "cls"}, r"target_type must be one of \['final', 'pre_dense'\], got 'cls'"),
         ({"loss_type": "l1"}, r"loss_type must be one of \['mse', 'cosine'\], got 'l1'"),
-        ({"projection": "pca"}, r"projection must be one of \['learned', 'none'\]"),
+        ({"projection": "svd"}, r"projection must be one of \['learned', 'pca', 'none'\]"),
         ({"device": "tpu"}, r"device must be one of \['auto', 'cuda', 'mps', 'cpu'\], got 'tpu'"),
         ({"use_fp16": True, "use_bf16": True}, "use_fp16 and compute.use_bf16 are both true"),
         ({"push_to_hub": True}, "push_to_hub is true but hub_model_id is not set"),

@@ -107,3 +107,46 @@ def test_config_is_frozen():
     config = EmbeddingTrainerConfig(student_model="org/student")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.batch_size = 8  # type: ignore[misc]
+
+
+# --- hidden-state loss options -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("layer_map", "message"),
+    [
+        ({}, r"hidden_state_layer_map must be a non-empty mapping, got \{\}\. Give a mapping"),
+        ([3, 6], r"hidden_state_layer_map must be a non-empty mapping, got \[3, 6\]"),
+        ({3: -1}, r"entries must be integers >= 0, got 3: -1\. Give a mapping"),
+        ({"x": 6}, r"entries must be integers >= 0, got 'x': 6\."),
+        ({True: 6}, r"entries must be integers >= 0, got True: 6\."),
+    ],
+)
+def test_bad_hidden_state_layer_map_is_refused(layer_map, message):
+    with pytest.raises(ValueError, match=message):
+        EmbeddingTrainerConfig(student_model="org/student", hidden_state_layer_map=layer_map)
+
+
+@pytest.mark.parametrize("weight", [0, -1.0, float("nan"), float("inf"), True, "1"])
+def test_hidden_state_weight_must_be_a_positive_number(weight):
+    with pytest.raises(ValueError, match=r"hidden_state_weight must be (a number > 0|finite)"):
+        EmbeddingTrainerConfig(student_model="org/student", hidden_state_weight=weight)
+
+
+def test_from_params_reads_a_command_line_layer_map():
+    """``--params distillation.hidden_state_layer_map.3=6`` arrives with string keys."""
+    config = EmbeddingTrainerConfig.from_params(
+        {"student_model": "org/student", "hidden_state_layer_map": {"3": "6", 6: 12}}, None
+    )
+    assert config.hidden_state_layer_map == {3: 6, 6: 12}
+    assert config.hidden_state_weight == 1.0
+
+
+def test_hidden_state_options_default_off_and_pca_is_a_projection():
+    config = EmbeddingTrainerConfig(student_model="org/student", projection="pca")
+    assert config.hidden_state_layer_map is None
+    assert config.projection == "pca"
+    with pytest.raises(
+        ValueError, match=r"projection must be one of \['learned', 'pca', 'none'\], got 'svd'"
+    ):
+        EmbeddingTrainerConfig(student_model="org/student", projection="svd")  # type: ignore[arg-type]

@@ -246,6 +246,7 @@ def test_less_than_one_batch_trains_at_a_non_zero_rate(tmp_path, student_dense, 
         "train_runtime",
         "train_samples_per_second",
         "global_step",
+        "world_size",
         "log_history",
     }
     assert metrics["train_loss"] > 0
@@ -360,3 +361,103 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, 
     assert metrics["global_step"] == 12
     texts = make_sentences(4, seed=9)
     np.testing.assert_allclose(resumed.encode(texts), straight.encode(texts), atol=1e-5)
+
+
+# --- every field reaches the run; float16 targets ------------------------------------------
+
+
+def test_custom_columns_reach_the_training_run(tmp_path, student):
+    """A decoy column under the default name has the wrong width: using it would fail."""
+    rows = 12
+    data = _data(rows, {"my_target": 32}).rename_column("text", "sentence")
+    data = data.add_column(FINAL, [[0.0] * 7] * rows).add_column("text", ["decoy"] * rows)
+    config = _config(
+        tmp_path,
+        student_model=student,
+        text_column="sentence",
+        final_embedding_column="my_target",
+        logging_steps=1,
+    )
+    assert check_training_data(data, config) == 32
+    model = prepare_student(config, 32, data)
+    metrics = train_student(model, data, config)
+    assert metrics["global_step"] == 2
+    assert metrics["train_loss"] > 0
+
+
+def test_compute_fields_reach_the_student_loader(tmp_path, student, monkeypatch):
+    from embedding_distillation.training import trainer as trainer_module
+
+    seen = []
+    original = trainer_module.load_sentence_transformer
+
+    def spy(source, compute, **kwargs):
+        seen.append((compute, kwargs))
+        return original(source, compute, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "load_sentence_transformer", spy)
+    config = _config(
+        tmp_path, student_model=student, use_flash_attention=True, gradient_checkpointing=True
+    )
+    prepare_student(config, 32)
+    [(compute, kwargs)] = seen
+    assert compute == config.compute
+    assert (compute.device, compute.use_flash_attention) == ("cpu", True)
+    assert compute.gradient_checkpointing is True
+    assert kwargs == {"for_training": True}
+
+
+@pytest.mark.parametrize(
+    ("output_type", "teacher", "options", "columns"),
+    [
+        ("final", "teacher_dense", {}, [FINAL]),
+        (
+            "hidden_states",
+            "teacher_plain",
+            {"hidden_state_layer_map": {1: 1, 2: 3}},
+            ["hidden_state_layer_1", "hidden_state_layer_3"],
+        ),
+    ],
+)
+def test_float16_shards_train_memory_mapped(
+    tmp_path, request, student, corpus, output_type, teacher, options, columns
+):
+    from embedding_distillation.api import TeacherEmbeddingsGenerator
+
+    generator = TeacherEmbeddingsGenerator(
+        request.getfixturevalue(teacher), device="cpu", embedding_dtype="float16", chunk_size=16
+    )
+    kwargs = {"layer_indices": [1, 3]} if output_type == "hidden_states" else {}
+    data = generator.generate(
+        corpus, output_type=output_type, output_dir=tmp_path / "shards", **kwargs
+    )
+    assert data.cache_files  # Arrow files on disk, memory-mapped
+    for column in columns:
+        assert data.features[column].feature.dtype == "float16"
+    config = _config(tmp_path, student_model=student, logging_steps=1, **options)
+
+    target_dim = check_training_data(data, config)
+    model = prepare_student(config, target_dim, data)
+    before = model[0].auto_model.embeddings.word_embeddings.weight.detach().clone()
+    metrics = train_student(model, data, config)
+
+    assert metrics["global_step"] == 7  # ceil(50 / 8)
+    assert np.isfinite(metrics["train_loss"]) and metrics["train_loss"] > 0
+    assert not torch.equal(model[0].auto_model.embeddings.word_embeddings.weight, before)
+
+
+def test_split_reaches_the_training_data(tmp_path, student):
+    """A folder with two splits: ``split`` picks the one that is trained on."""
+    from datasets import DatasetDict
+
+    from embedding_distillation.api import EmbeddingDistillationTrainer
+
+    folder = tmp_path / "two_splits"
+    DatasetDict(
+        {"train": _data(40, {FINAL: 32}, seed=1), "distil": _data(12, {FINAL: 32}, seed=2)}
+    ).save_to_disk(str(folder))
+    config = _config(
+        tmp_path, student_model=student, split="distil", output_dir=str(tmp_path / "out")
+    )
+    metrics = EmbeddingDistillationTrainer(config).train(str(folder))
+    assert metrics["global_step"] == 2  # ceil(12 / 8), not ceil(40 / 8)

@@ -1,7 +1,9 @@
 """``EmbeddingTrainerConfig``: the seed's training options (and a few documented extras)."""
 
 import itertools
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
@@ -10,7 +12,7 @@ from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUM
 
 TargetType = Literal["final", "pre_dense"]
 LossType = Literal["mse", "cosine"]
-Projection = Literal["learned", "none"]
+Projection = Literal["learned", "pca", "none"]
 
 COMPUTE_FIELDS = (
     "device",
@@ -55,7 +57,10 @@ class EmbeddingTrainerConfig:
         device: Extra: ``auto``, ``cuda``, ``mps`` or ``cpu``.
         projection: Extra: when the student's output size differs from the target's, ``learned``
             appends a trainable ``Dense(student_dim -> target_dim)`` (kept in the saved model,
-            before any ``Normalize``); ``none`` raises instead.
+            before any ``Normalize``); ``pca`` (student narrower than the target only) appends a
+            frozen ``Dense`` holding the inverse of a PCA fitted on the training targets, so the
+            student's own output learns the teacher's top ``student_dim`` principal components
+            and the saved model still outputs in the teacher's space; ``none`` raises instead.
         seed: Extra: random seed for initialisation and shuffling.
         split: Extra: split to read when the dataset is a Hub id or folder with several.
         resume_from_checkpoint: Extra: continue an interrupted run from a checkpoint folder in
@@ -64,6 +69,13 @@ class EmbeddingTrainerConfig:
         student_init: Extra: build the student from ``student_model`` (usually the teacher) by
             keeping only these transformer layers, in order, e.g. ``(0, 2, 4, 6, 8, 10)`` for
             every other layer of 12; ``None`` loads ``student_model`` as it is.
+        hidden_state_layer_map: Extra: ``{student_layer: teacher_layer}``; adds a loss term that
+            matches the attention-mask mean of each mapped student layer (0 = embeddings output)
+            to the teacher's stored ``hidden_state_layer_<teacher_layer>`` column, through a
+            trainable linear map when widths differ (used by the loss only, not saved with the
+            model). ``None`` (default) turns the term off.
+        hidden_state_weight: Extra: the hidden-state term (mean MSE over the mapped layers) is
+            added to the embedding loss times this weight.
     """
 
     student_model: str
@@ -95,6 +107,8 @@ class EmbeddingTrainerConfig:
     split: str = "train"
     resume_from_checkpoint: str | bool | None = None
     student_init: tuple[int, ...] | None = None
+    hidden_state_layer_map: dict[int, int] | None = None
+    hidden_state_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.student_model, os.PathLike):
@@ -120,6 +134,14 @@ class EmbeddingTrainerConfig:
         if self.student_init is not None:
             _check_layers(self.student_init)
             object.__setattr__(self, "student_init", tuple(self.student_init))
+        if self.hidden_state_layer_map is not None:
+            _check_layer_map(self.hidden_state_layer_map)
+            object.__setattr__(self, "hidden_state_layer_map", dict(self.hidden_state_layer_map))
+        weight = self.hidden_state_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ValueError(f"hidden_state_weight must be a number > 0, got {weight!r}.")
+        if not math.isfinite(weight):
+            raise ValueError(f"hidden_state_weight must be finite, got {weight!r}.")
         self.compute  # validates device and precision flags  # noqa: B018
 
     @property
@@ -148,6 +170,12 @@ class EmbeddingTrainerConfig:
         merged = {name: shared[name] for name in COMPUTE_FIELDS} | dict(params)
         if merged.get("student_init") is not None:
             merged["student_init"] = tuple(merged["student_init"])
+        if isinstance(merged.get("hidden_state_layer_map"), Mapping):
+            # ``--params distillation.hidden_state_layer_map.3=6`` gives string keys.
+            layer_map = merged["hidden_state_layer_map"]
+            merged["hidden_state_layer_map"] = {
+                _int_or_same(k): _int_or_same(v) for k, v in layer_map.items()
+            }
         return from_params(cls, merged, group="distillation")
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,3 +202,27 @@ def _check_layers(layers: object) -> None:
         raise ValueError(f"student_init indices must be integers >= 0, got {layers!r}. {fix}")
     if any(b <= a for a, b in itertools.pairwise(layers)):
         raise ValueError(f"student_init must be strictly increasing, got {layers!r}. {fix}")
+
+
+def _int_or_same(value: object) -> object:
+    """``"3"`` -> 3 (command-line params are strings); anything else unchanged."""
+    return int(value) if isinstance(value, str) and value.isdigit() else value
+
+
+def _check_layer_map(layer_map: object) -> None:
+    """``hidden_state_layer_map`` must map student layer indices >= 0 to teacher ones >= 0."""
+    fix = (
+        "Give a mapping {student_layer: teacher_layer} of integers >= 0 (0 = embeddings "
+        "output), e.g. {3: 6, 6: 12}, or null to turn the hidden-state loss off."
+    )
+    if not isinstance(layer_map, Mapping) or not layer_map:
+        raise ValueError(
+            f"hidden_state_layer_map must be a non-empty mapping, got {layer_map!r}. {fix}"
+        )
+    for key, value in layer_map.items():
+        for index in (key, value):
+            if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+                raise ValueError(
+                    f"hidden_state_layer_map entries must be integers >= 0, got {key!r}: "
+                    f"{value!r}. {fix}"
+                )

@@ -17,10 +17,12 @@ from sentence_transformers import (
     SentenceTransformerTrainer,
     SentenceTransformerTrainingArguments,
 )
-from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MSELoss
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize
+from transformers.trainer_utils import get_last_checkpoint
 
 from embedding_distillation.compute import resolve_device
+from embedding_distillation.distributed import world_size
+from embedding_distillation.encoding.config import hidden_state_column
 from embedding_distillation.models import (
     backbone,
     has_dense,
@@ -29,6 +31,16 @@ from embedding_distillation.models import (
     resolve_model_source,
 )
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.losses import (
+    HiddenStateDistillLoss,
+    LossStateCallback,
+    TargetsCollator,
+    build_loss,
+    check_layer_map,
+    load_loss_state,
+    target_columns,
+)
+from embedding_distillation.training.pca import fit_pca, inverse_pca_dense
 from embedding_distillation.training.student_init import keep_layers
 
 logger = logging.getLogger(__name__)
@@ -37,8 +49,25 @@ logger = logging.getLogger(__name__)
 PROJECTION_FIT_ROWS = 2048
 
 
-def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int:
-    """Fail clearly on missing columns or an empty dataset; return the target dimension."""
+def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int | None:
+    """Fail clearly on missing columns or an empty dataset; return the target dimension.
+
+    With ``hidden_state_layer_map`` set, the mapped ``hidden_state_layer_<i>`` columns must be
+    there; rows without the embedding target (``output_type: hidden_states``) then train on the
+    hidden-state term alone and the target dimension is ``None``.
+    """
+    if config.hidden_state_layer_map is not None:
+        check_hidden_state_columns(dataset, config)
+        if config.target_column not in dataset.column_names:
+            if len(dataset) == 0:
+                raise ValueError("The training data is empty (0 rows); nothing to train on.")
+            logger.info(
+                "The rows have no %r column: training on the hidden-state term alone "
+                "(layer map %s).",
+                config.target_column,
+                config.hidden_state_layer_map,
+            )
+            return None
     missing = [
         column
         for column in (config.text_column, config.target_column)
@@ -49,6 +78,10 @@ def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int
             " The embeddings were made with output_type 'pre_dense' or 'hidden_states'; use "
             "target_type 'pre_dense' or re-encode with output_type 'final'."
             if config.target_column == config.final_embedding_column
+            else " The teacher had nothing but Normalize after pooling, so only the final "
+            "embeddings were stored (the pre-Dense output is the same vector, unnormalised): use "
+            "target_type 'final', or re-encode with output_type 'pre_dense'."
+            if config.final_embedding_column in dataset.column_names
             else ""
         )
         raise ValueError(
@@ -61,8 +94,31 @@ def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int
     return len(first)
 
 
+def check_hidden_state_columns(dataset: Dataset, config: EmbeddingTrainerConfig) -> None:
+    """The teacher layers of ``hidden_state_layer_map`` must be stored as columns."""
+    layer_map = config.hidden_state_layer_map or {}
+    missing = sorted(
+        {hidden_state_column(t) for t in layer_map.values()} - set(dataset.column_names)
+    )
+    if missing:
+        stored = [c for c in dataset.column_names if c.startswith(hidden_state_column(0)[:-1])]
+        raise ValueError(
+            f"hidden_state_layer_map {layer_map} needs teacher column(s) {missing}, but the "
+            f"training data has {stored or 'no hidden-state columns'}. Map only stored teacher "
+            "layers, or re-encode with output_type 'hidden_states' and layer_indices that "
+            f"include {sorted(set(layer_map.values()))}."
+        )
+
+
+def hidden_state_dims(dataset: Dataset, config: EmbeddingTrainerConfig) -> dict[int, int]:
+    """``{teacher_layer: width}`` of the mapped hidden-state columns (read from the first row)."""
+    layers = sorted(set((config.hidden_state_layer_map or {}).values()))
+    first = dataset.select_columns([hidden_state_column(t) for t in layers])[0]
+    return {t: len(first[hidden_state_column(t)]) for t in layers}
+
+
 def prepare_student(
-    config: EmbeddingTrainerConfig, target_dim: int, fit_data: Dataset | None = None
+    config: EmbeddingTrainerConfig, target_dim: int | None, fit_data: Dataset | None = None
 ) -> SentenceTransformer:
     """Load the student and shape it to the target: backbone for pre_dense, projection if needed.
 
@@ -70,15 +126,21 @@ def prepare_student(
 
     Args:
         config: The training options.
-        target_dim: Size of the target embeddings.
+        target_dim: Size of the target embeddings; ``None`` when training on hidden states only
+            (the student is then kept as it is).
         fit_data: Training rows; when a projection is added, its weights start from the least
-            squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them.
+            squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them
+            (``learned``), or hold the PCA of the targets (``pca``, required then).
     """
     source = resolve_model_source(config.student_model, what="student_model")
     torch.manual_seed(config.seed)
     model = load_sentence_transformer(source, config.compute, for_training=True)
     if config.student_init is not None:
         model = keep_layers(model, config.student_init)
+    if config.hidden_state_layer_map is not None:
+        check_layer_map(model, config.hidden_state_layer_map)
+    if target_dim is None:
+        return model
     if config.target_type == "pre_dense":
         if has_dense(model):
             logger.info(
@@ -101,7 +163,11 @@ def add_projection(
     config: EmbeddingTrainerConfig,
     fit_data: Dataset | None = None,
 ) -> SentenceTransformer:
-    """Insert a learned ``Dense(student_dim -> target_dim)`` before Normalize when sizes differ."""
+    """Insert a ``Dense(student_dim -> target_dim)`` before Normalize when sizes differ.
+
+    ``projection: learned`` makes it trainable (least-squares start when ``fit_data`` is given);
+    ``pca`` makes it the frozen inverse of a PCA of the targets in ``fit_data``.
+    """
     student_dim = model.get_embedding_dimension()
     assert student_dim is not None, "a pooled model has an embedding dimension"
     if student_dim == target_dim:
@@ -116,6 +182,10 @@ def add_projection(
     normalize_at = next(
         (i for i, m in enumerate(modules) if isinstance(m, Normalize)), len(modules)
     )
+    if config.projection == "pca":
+        projection = pca_projection(student_dim, target_dim, config, fit_data, model.device)
+        modules.insert(normalize_at, projection)
+        return SentenceTransformer(modules=modules, device=str(model.device))
     projection = Dense(student_dim, target_dim, activation_function=torch.nn.Identity())
     projection.to(model.device)
     if fit_data is not None:
@@ -132,6 +202,41 @@ def add_projection(
         ", initialised by least squares" if fit_data is not None else "",
     )
     return SentenceTransformer(modules=modules, device=str(model.device))
+
+
+def pca_projection(
+    student_dim: int,
+    target_dim: int,
+    config: EmbeddingTrainerConfig,
+    fit_data: Dataset | None,
+    device: torch.device,
+) -> Dense:
+    """The frozen inverse-PCA ``Dense(student_dim -> target_dim)`` for ``projection: pca``."""
+    if student_dim > target_dim:
+        raise ValueError(
+            f"projection 'pca' reduces the teacher's {target_dim}-d targets to the student's "
+            f"size, but the student outputs {student_dim}-d embeddings, more than the target. "
+            "Use projection: learned, or a student no wider than the target."
+        )
+    if fit_data is None:
+        raise ValueError(
+            "projection 'pca' is fitted on the training targets: pass the training rows as "
+            "fit_data to prepare_student."
+        )
+    mean, components, explained = fit_pca(fit_data, config.target_column, student_dim)
+    logger.info(
+        "The student outputs %d-d embeddings and the target is %d-d: added a frozen "
+        "Dense(%d -> %d) holding the inverse of a PCA of the targets (saved with the model); "
+        "the student's own output learns the top %d principal components, which explain "
+        "%.1f%% of the target variance.",
+        student_dim,
+        target_dim,
+        student_dim,
+        target_dim,
+        student_dim,
+        100 * explained,
+    )
+    return inverse_pca_dense(mean, components, device)
 
 
 def fit_projection(
@@ -162,7 +267,8 @@ def training_arguments(
     config: EmbeddingTrainerConfig, num_rows: int
 ) -> SentenceTransformerTrainingArguments:
     """Map the config onto the Hugging Face/sentence-transformers training arguments."""
-    steps = math.ceil(num_rows / config.batch_size) * config.num_epochs
+    # Under torchrun each of world_size() processes takes batch_size rows per step.
+    steps = math.ceil(num_rows / (config.batch_size * world_size())) * config.num_epochs
     # Floor, not ceil: a run of a few steps must not spend them all at learning rate 0.
     warmup_steps = int(config.warmup_ratio * steps)
     compute = config.compute
@@ -189,6 +295,30 @@ def training_arguments(
     )
 
 
+def evaluation_column(config: EmbeddingTrainerConfig, column_names: list[str]) -> str:
+    """The stored column a trained student is compared with.
+
+    The embedding target; for rows without one (training on the hidden-state term alone), the
+    deepest mapped teacher layer, whose mean-pooled states are what the student learnt last.
+    """
+    if config.target_column in column_names or config.hidden_state_layer_map is None:
+        return config.target_column
+    return hidden_state_column(max(config.hidden_state_layer_map.values()))
+
+
+def resume_folder(config: EmbeddingTrainerConfig) -> str:
+    """The checkpoint folder ``resume_from_checkpoint`` names (``True``: the latest one)."""
+    if config.resume_from_checkpoint is True:
+        latest = get_last_checkpoint(config.output_dir)
+        if latest is None:
+            raise FileNotFoundError(
+                f"resume_from_checkpoint is true but {config.output_dir!r} holds no checkpoint "
+                "folder; set it to null to start afresh."
+            )
+        return latest
+    return str(config.resume_from_checkpoint)
+
+
 def train_student(
     model: SentenceTransformer, dataset: Dataset, config: EmbeddingTrainerConfig
 ) -> dict[str, Any]:
@@ -198,36 +328,51 @@ def train_student(
         ``train_loss`` (mean over the run), ``train_runtime`` (s), ``train_samples_per_second``,
         ``global_step`` and ``log_history`` (the trainer's logged entries).
     """
-    train_data = dataset.select_columns([config.text_column, config.target_column])
-    train_data = train_data.rename_column(config.target_column, "label")
-    if config.loss_type == "mse":
-        loss: torch.nn.Module = MSELoss(model)
-    else:
-        loss = EmbedDistillLoss(model, distance_metric="cosine")
+    has_target = config.target_column in dataset.column_names
+    targets = target_columns(config, has_target)
+    train_data = dataset.select_columns([config.text_column, *dict.fromkeys(targets)])
+    teacher_dims = None
+    if config.hidden_state_layer_map is not None:
+        teacher_dims = hidden_state_dims(dataset, config)
+    target_dim = len(dataset[0][config.target_column]) if has_target else None
+    loss = build_loss(model, config, target_dim, teacher_dims)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=training_arguments(config, len(train_data)),
         train_dataset=train_data,
         loss=loss,
+        data_collator=TargetsCollator(preprocess_fn=model.preprocess, target_columns=targets),
     )
+    if isinstance(loss, HiddenStateDistillLoss):
+        trainer.add_callback(LossStateCallback(loss))
     logger.info(
-        "Training %d rows x %d epochs (batch %d, %s loss, target %s)",
+        "Training %d rows x %d epochs (batch %d, %s loss, targets %s%s)",
         len(train_data),
         config.num_epochs,
         config.batch_size,
         config.loss_type,
-        config.target_column,
+        list(targets),
+        f", hidden-state weight {config.hidden_state_weight}"
+        if config.hidden_state_layer_map
+        else "",
     )
     resume = config.resume_from_checkpoint
     if resume:
         logger.info(
             "Resuming training from %s", "the latest checkpoint" if resume is True else resume
         )
-    result = trainer.train(resume_from_checkpoint=resume or None)
+        if isinstance(loss, HiddenStateDistillLoss):
+            load_loss_state(loss, resume_folder(config))
+    try:
+        result = trainer.train(resume_from_checkpoint=resume or None)
+    finally:
+        if isinstance(loss, HiddenStateDistillLoss):
+            loss.restore_inputs()
     return {
         "train_loss": float(result.training_loss),
         "train_runtime": float(result.metrics.get("train_runtime", 0.0)),
         "train_samples_per_second": float(result.metrics.get("train_samples_per_second", 0.0)),
         "global_step": int(result.global_step),
+        "world_size": int(trainer.args.world_size),  # processes that shared the batches (DDP)
         "log_history": list(trainer.state.log_history),
     }

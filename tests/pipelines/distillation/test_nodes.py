@@ -64,15 +64,98 @@ def test_train_node_takes_precision_from_compute(embeddings, student):
 
 def test_plan_model_push_follows_push_to_hub(student):
     model = object()
-    assert plan_model_push(model, {"student_model": student}, {}).repo_id is None
+    metrics = {"student_after": {"mean_cosine": 0.9}}
+    teacher = {"teacher_model": "org/teacher", "repo_id": "alice/emb"}
+    assert plan_model_push(model, metrics, {"student_model": student}, teacher, {}).repo_id is None
     request = plan_model_push(
         model,
+        metrics,
         {
             "student_model": student,
             "push_to_hub": True,
             "hub_model_id": "alice/s",
             "hub_token": "hf_x",
         },
+        teacher,
         {},
     )
     assert (request.model, request.repo_id, request.token) == (model, "alice/s", "hf_x")
+    assert request.card.teacher_model == "org/teacher"
+    assert request.card.training_data == "alice/emb"
+    assert request.card.metrics == metrics
+    assert request.card.training_config["hub_token"] == "***"
+
+
+def test_hidden_state_rows_train_and_evaluate_against_the_deepest_mapped_layer(
+    tmp_path, corpus, teacher_plain, student
+):
+    """``output_type: hidden_states`` rows: the hidden-state term alone, then evaluation."""
+    from embedding_distillation.api import TeacherEmbeddingsGenerator
+
+    generator = TeacherEmbeddingsGenerator(teacher_plain, device="cpu")
+    rows = generator.generate(
+        corpus, output_type="hidden_states", layer_indices=[1, 3], output_dir=tmp_path / "e"
+    )
+    params = {
+        "student_model": student,
+        "num_epochs": 1,
+        "batch_size": 16,
+        "output_dir": str(tmp_path / "ckpt"),
+        "hidden_state_layer_map": {1: 1, 2: 3},
+        "hidden_state_weight": 2.0,
+        "logging_steps": 1,
+    }
+    train, heldout = split_embeddings(rows, {"heldout_fraction": 0.2})
+    model, training = train_student_model(train, params, {"device": "cpu"})
+    assert model.get_embedding_dimension() == 32  # no projection without an embedding target
+    logged = [e for e in training["log_history"] if "loss" in e]
+    assert logged and all("hidden_state" in e and "embedding" not in e for e in logged)
+
+    metrics = evaluate_student(
+        model,
+        heldout,
+        None,
+        training,
+        params,
+        {"teacher_model": teacher_plain},
+        {"device": "cpu", "batch_size": 8},
+        {"speed_texts": 4},
+    )
+    assert metrics["target_column"] == "hidden_state_layer_3"
+    assert 0 <= metrics["student_after"]["neighbours"]["recall_at_10"] <= 1
+    assert "heldout" not in metrics["student_after"]  # 32-d student, 48-d teacher layer
+
+
+def test_pca_projection_keeps_the_student_comparable_with_the_teacher(
+    tmp_path, embeddings, teacher_dense, student
+):
+    params = {
+        "student_model": student,
+        "num_epochs": 1,
+        "batch_size": 16,
+        "output_dir": str(tmp_path),
+        "projection": "pca",
+    }
+    model, training = train_student_model(embeddings, params, {"device": "cpu"})
+    assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"]
+    assert not any(p.requires_grad for p in model[2].parameters())
+    metrics = evaluate_student(
+        model,
+        embeddings.select(range(8)),
+        None,
+        training,
+        params,
+        {"teacher_model": teacher_dense},
+        {"device": "cpu", "batch_size": 8},
+        {"speed_texts": 4},
+    )
+    assert "mse" in metrics["student_after"]["heldout"]  # 40-d output vs 40-d targets
+
+
+def test_bad_hidden_state_map_stops_the_train_node_before_loading(tmp_path, embeddings):
+    with pytest.raises(ValueError, match=r"needs teacher column\(s\) \['hidden_state_layer_4'\]"):
+        train_student_model(
+            embeddings,
+            {"student_model": "does/not-exist", "hidden_state_layer_map": {1: 4}},
+            {"device": "cpu"},
+        )

@@ -16,10 +16,12 @@ from embedding_distillation.evaluation.metrics import (
     split_heldout,
 )
 from embedding_distillation.evaluation.report import render_report
+from embedding_distillation.hub import ModelCardInfo
 from embedding_distillation.models import load_sentence_transformer, resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
+    evaluation_column,
     prepare_student,
     train_student,
 )
@@ -72,7 +74,7 @@ def evaluate_student(
         models,
         heldout_embeddings,
         text_column=config.text_column,
-        target_column=config.target_column,
+        target_column=evaluation_column(config, heldout_embeddings.column_names),
         gold_pairs=gold_pairs,
         batch_size=compute_config.batch_size,
         speed_texts=eval_config.speed_texts,
@@ -94,12 +96,22 @@ def evaluate_student(
 
 
 def plan_model_push(
-    student_model: SentenceTransformer, params: dict[str, Any], compute: dict[str, Any]
+    student_model: SentenceTransformer,
+    distillation_metrics: dict[str, Any],
+    params: dict[str, Any],
+    teacher_params: dict[str, Any],
+    compute: dict[str, Any],
 ) -> ModelPush:
-    """Trained student + options -> a Hub push request (with no repo unless push_to_hub)."""
+    """Trained student + metrics + options -> a Hub push request (no repo unless push_to_hub)."""
     config = EmbeddingTrainerConfig.from_params(params, compute)
     repo_id = config.hub_model_id if config.push_to_hub else None
-    return ModelPush(model=student_model, repo_id=repo_id, token=config.hub_token)
+    card = ModelCardInfo(
+        teacher_model=teacher_params.get("teacher_model"),
+        training_data=teacher_params.get("repo_id") or "teacher_embeddings (local Kedro dataset)",
+        training_config=config.to_dict(),
+        metrics=distillation_metrics,
+    )
+    return ModelPush(model=student_model, repo_id=repo_id, token=config.hub_token, card=card)
 
 
 def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, Figure]:

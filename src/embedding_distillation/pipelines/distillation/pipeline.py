@@ -45,7 +45,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=plan_model_push,
-                inputs=["student_model", "params:distillation", "params:compute"],
+                inputs=[
+                    "student_model",
+                    "distillation_metrics",
+                    "params:distillation",
+                    "params:teacher_embeddings",
+                    "params:compute",
+                ],
                 outputs="student_model_hub",
                 name="push_student_model",
             ),
