@@ -6,6 +6,9 @@ and the models are 2-layer BERTs of width 32/48 with random weights (seeded).
 
 import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -146,3 +149,91 @@ def _isolated_hf_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: py
 
     cache = tmp_path_factory.getbasetemp() / "hf_datasets_cache"
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_project_copy(path: Path, *, parameters: dict | None = None) -> Path:
+    """Copy the project's conf and pyproject into ``path`` with a 40-row corpus in data/.
+
+    ``parameters`` (e.g. ``{"teacher_embeddings": {"max_samples": 30}}``) is merged into the base
+    groups and written as whole groups to ``conf/local/parameters.yml``, the env Kedro runs by
+    default, so the override holds whatever the project's parameter merge strategy.
+    """
+    import yaml
+
+    ignore = shutil.ignore_patterns("credentials.yml")
+    shutil.copytree(ROOT / "conf", path / "conf", ignore=ignore, dirs_exist_ok=True)
+    (path / "conf" / "base" / "credentials.yml").write_text(
+        (ROOT / "conf" / "base" / "credentials.yml").read_text()
+    )
+    shutil.copy(ROOT / "pyproject.toml", path)
+    (path / "src").mkdir(exist_ok=True)  # the package itself is installed (pip install -e .)
+    shutil.copy(ROOT / ".telemetry", path)
+    corpus_dir = path / "data" / "01_raw" / "corpus"
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    Dataset.from_dict({"text": make_sentences(40, seed=3)}).to_parquet(
+        str(corpus_dir / "demo_corpus.parquet")
+    )
+    if parameters:
+        base: dict = {}
+        for file in sorted((path / "conf" / "base").glob("parameters*.yml")):
+            base.update(yaml.safe_load(file.read_text()) or {})
+        merged = {group: {**base.get(group, {}), **values} for group, values in parameters.items()}
+        (path / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(merged))
+    return path
+
+
+def kedro_env() -> dict[str, str]:
+    """Environment for a kedro subprocess: offline, no telemetry."""
+    return {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def run_kedro(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m kedro <args>`` in ``project`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "kedro", *args],
+        check=False,
+        cwd=project,
+        env=kedro_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_project(
+    tmp_path_factory: pytest.TempPathFactory, teacher_dense: str, student: str
+) -> Path:
+    """A project copy configured (conf/local) for the tiny models, after one ``kedro run``.
+
+    As in the demo, the models sit in data/01_raw/models/ and the parameters name them by paths
+    relative to the project root. Its data/ holds teacher embeddings, a student model, metrics,
+    report and plots, as after a user's first run of the demo.
+    """
+    path = tmp_path_factory.mktemp("tiny_project")
+    models = path / "data" / "01_raw" / "models"
+    shutil.copytree(teacher_dense, models / "teacher")
+    shutil.copytree(student, models / "student")
+    make_project_copy(
+        path,
+        parameters={
+            "compute": {"device": "cpu", "batch_size": 8},
+            "teacher_embeddings": {
+                "teacher_model": "data/01_raw/models/teacher",
+                "max_samples": 30,
+                "chunk_size": 10,
+            },
+            "distillation": {
+                "student_model": "data/01_raw/models/student",
+                "batch_size": 8,
+                "logging_steps": 1,
+            },
+            "evaluation": {"speed_texts": 8},
+        },
+    )
+    result = run_kedro(path, "run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return path
