@@ -79,13 +79,14 @@ def _load_from_reference(text: str, split: str) -> Dataset:
                 f"{sorted(BUILDERS)}. Convert it, or pass a folder saved with save_to_disk."
             )
         loaded = datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
-        return _as_dataset(loaded, split, text)
+        return _named(_as_dataset(loaded, split, text), path.stem)
     if path.is_dir():
         if (path / MANIFEST_NAME).exists():  # teacher embeddings written by this project
-            return ShardStore(path).load()
+            return _named(ShardStore(path).load(), path.name)
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            return _as_dataset(datasets.load_from_disk(str(path)), split, text)
-        return _as_dataset(datasets.load_dataset(str(path), split=split), split, text)
+            return _named(_as_dataset(datasets.load_from_disk(str(path)), split, text), path.name)
+        loaded = datasets.load_dataset(str(path), split=split)
+        return _named(_as_dataset(loaded, split, text), path.name)
     if looks_like_local_path(text) or not text:
         raise FileNotFoundError(
             f"Corpus path {text!r} does not exist (working directory: {Path.cwd()}). Pass an "
@@ -100,6 +101,15 @@ def _load_from_reference(text: str, split: str) -> Dataset:
             "it does not exist."
         ) from e
     return _as_dataset(loaded, split, text)
+
+
+def _named(dataset: Dataset, name: str) -> Dataset:
+    """Name a local corpus after its file or folder (the builder name, e.g. 'parquet', otherwise).
+
+    The name is used in logs and in the default Hub repo name ``<user>/<name>-embeddings``.
+    """
+    dataset.info.dataset_name = name
+    return dataset
 
 
 def _as_dataset(loaded: object, split: str, name: str) -> Dataset:

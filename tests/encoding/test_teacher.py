@@ -62,3 +62,18 @@ def test_pre_dense_on_a_teacher_without_dense_says_what_it_is(teacher_plain, cap
     assert not np.isclose(
         np.linalg.norm(out["teacher_embedding_pre_dense"]), 1.0
     )  # before Normalize
+
+
+def test_final_on_a_teacher_with_only_normalize_after_pooling_stores_final_only(
+    teacher_plain, caplog
+):
+    model = SentenceTransformer(teacher_plain, device="cpu")
+    with caplog.at_level("INFO"):
+        encoder = TeacherEncoder(model, "final")
+    assert "storing teacher_embedding_final only" in caplog.text
+    assert encoder.columns() == {"teacher_embedding_final": 48}
+    out = encoder.forward(encoder.tokenize(["the cat", "a dog runs"]))
+    assert list(out) == ["teacher_embedding_final"]
+    np.testing.assert_allclose(
+        out["teacher_embedding_final"], model.encode(["the cat", "a dog runs"]), atol=1e-5
+    )

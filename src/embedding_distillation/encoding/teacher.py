@@ -49,7 +49,8 @@ class TeacherEncoder:
 
     Args:
         model: The teacher, already on its device and in its dtype.
-        output_type: ``final`` (final and pre-Dense), ``pre_dense`` or ``hidden_states``.
+        output_type: ``final`` (final, plus pre-Dense when the head after pooling is more than
+            a Normalize), ``pre_dense`` or ``hidden_states``.
         layers: Resolved layer numbers for ``hidden_states`` (ignored otherwise).
     """
 
@@ -61,10 +62,22 @@ class TeacherEncoder:
         self.layers = list(layers or [])
         self._modules: list[Any] = list(model)
         self._pool_at = pooling_index(model)
-        if output_type == "pre_dense" and not has_dense(model):
+        self._has_dense = has_dense(model)
+        # After pooling, a head of nothing or Normalize only adds no information to pre_dense.
+        self._store_pre_dense = output_type != "final" or any(
+            type(m).__name__ != "Normalize" for m in self._modules[self._pool_at + 1 :]
+        )
+        if output_type == "pre_dense" and not self._has_dense:
             logger.info(
                 "The teacher has no Dense layer (modules: %s): teacher_embedding_pre_dense is "
                 "its pooled output before any Normalize.",
+                module_names(model),
+            )
+        if not self._store_pre_dense:
+            logger.info(
+                "The teacher has nothing but Normalize after pooling (modules: %s): storing "
+                "teacher_embedding_final only, as the pre-Dense output is the same vector "
+                "before normalisation. Use output_type 'pre_dense' to store that instead.",
                 module_names(model),
             )
         transformer: Any = model[0]
@@ -86,9 +99,11 @@ class TeacherEncoder:
             transformer: Any = self.model[0]
             hidden = transformer.auto_model.config.get_text_config().hidden_size
             return {hidden_state_column(i): int(hidden) for i in self.layers}
-        columns = {PRE_DENSE_COLUMN: int(pooled_dim)}
-        if self.output_type == "final":
-            columns = {FINAL_COLUMN: int(self.model.get_embedding_dimension() or 0), **columns}
+        if self.output_type == "pre_dense":
+            return {PRE_DENSE_COLUMN: int(pooled_dim)}
+        columns = {FINAL_COLUMN: int(self.model.get_embedding_dimension() or 0)}
+        if self._store_pre_dense:
+            columns[PRE_DENSE_COLUMN] = int(pooled_dim)
         return columns
 
     def tokenize(self, texts: list[str]) -> dict[str, Any]:
@@ -103,9 +118,11 @@ class TeacherEncoder:
         for index, module in enumerate(self._modules):
             features = module(features)
             if index == self._pool_at:
-                outputs[PRE_DENSE_COLUMN] = features["sentence_embedding"]
                 if self.output_type != "final":
+                    outputs[PRE_DENSE_COLUMN] = features["sentence_embedding"]
                     break
+                if self._store_pre_dense:
+                    outputs[PRE_DENSE_COLUMN] = features["sentence_embedding"]
         if self.output_type == "final":
             outputs[FINAL_COLUMN] = features["sentence_embedding"]
         if self.output_type == "hidden_states":

@@ -46,10 +46,16 @@ def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, 
         raise ValueError(
             f"Need at least 2 embedded rows to hold some out for evaluation, got {len(dataset)}."
         )
-    heldout = min(max(1, round(len(dataset) * config.heldout_fraction)), config.max_heldout_rows)
-    heldout = min(heldout, len(dataset) - 1)  # keep at least one training row
-    parts = dataset.train_test_split(test_size=heldout, seed=config.seed, shuffle=True)
+    parts = dataset.train_test_split(
+        test_size=heldout_rows(len(dataset), config), seed=config.seed, shuffle=True
+    )
     return parts["train"], parts["test"]
+
+
+def heldout_rows(num_rows: int, config: EvaluationConfig) -> int:
+    """How many of ``num_rows`` embedded rows are held out (at least one stays for training)."""
+    heldout = min(max(1, round(num_rows * config.heldout_fraction)), config.max_heldout_rows)
+    return min(heldout, num_rows - 1)
 
 
 def encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
