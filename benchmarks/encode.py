@@ -711,6 +711,8 @@ def ratios_table(report: Report) -> str:
     lines = ["| ratio | value | target | met |", "|---|--:|--:|---|"]
     small, large = ([*report.memory_sizes, 0, 0])[:2]
     for key, value in ratios(report).items():
+        if key == "rss_large_over_small" and not report.memory_sizes:
+            continue  # --final-only: no memory runs
         comparison, threshold = TARGETS[key]
         if value is None:
             met = "n/a"

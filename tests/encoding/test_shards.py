@@ -122,3 +122,31 @@ def test_an_unreadable_unlisted_shard_is_removed_on_resume(tmp_path):
     broken.write_bytes(b"not parquet")
     assert store.begin(IDENTITY) == set()
     assert not broken.exists()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_embedding_columns_are_stored_byte_stream_split(tmp_path, dtype):
+    import pyarrow.parquet as pq
+
+    values = np.random.default_rng(0).standard_normal((64, 16)).astype(np.float32) / 8
+    table = pa.table(
+        {
+            "row_id": pa.array(range(64)),
+            "text": pa.array([f"text {i}" for i in range(64)]),
+            "emb": embedding_array(values, dtype),
+        }
+    )
+    store = ShardStore(tmp_path / "out")
+    store.begin(IDENTITY)
+    store.write_shard(0, table)
+    store.finish()
+    metadata = pq.ParquetFile(tmp_path / "out" / "data" / "train-00000.parquet").metadata
+    encodings = {
+        metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i).encodings
+        for i in range(metadata.num_columns)
+    }
+    assert "BYTE_STREAM_SPLIT" in encodings["emb.list.element"]
+    assert not any("DICTIONARY" in e for names in encodings.values() for e in names)
+    np.testing.assert_array_equal(
+        np.asarray(store.load()["emb"], dtype=np.float32), values.astype(dtype)
+    )

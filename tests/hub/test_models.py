@@ -9,7 +9,7 @@ from embedding_distillation import (
     TeacherEmbeddingsGenerator,
 )
 from embedding_distillation.datasets import HubModelDataset, ModelPush
-from embedding_distillation.hub import HubError, ModelCardInfo, RetryPolicy, push_model
+from embedding_distillation.hub import HubError, ModelCardInfo, RetryPolicy, client, push_model
 from tests.hub.conftest import TOKEN
 
 FAST = RetryPolicy(attempts=3, first_wait=0.0, max_wait=0.0)
@@ -85,3 +85,70 @@ def test_the_trainer_pushes_with_hub_token(tmp_path, local_hub, corpus, teacher_
     assert f"| train_loss | {metrics['train_loss']:.4g} |" in card
     assert '"hub_model_id": "alice/distilled"' in card
     assert '"hub_token"' not in card and TOKEN not in card
+
+
+def test_checkpoints_are_pushed_every_save_steps(
+    tmp_path, local_hub, corpus, teacher_plain, student, caplog
+):
+    embeddings = TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+        corpus, output_dir=tmp_path / "emb"
+    )  # 50 rows: 4 steps of 16, checkpoints at steps 2 and 4
+    local_hub.fail(r"POST /api/models/.*/commit/", status=503, times=1)  # retried
+    config = EmbeddingTrainerConfig(
+        student_model=student,
+        num_epochs=1,
+        batch_size=16,
+        save_steps=2,
+        device="cpu",
+        output_dir=str(tmp_path / "out"),
+        push_to_hub=True,
+        hub_model_id="alice/distilled",
+        hub_token=TOKEN,
+        push_checkpoints=True,
+    )
+    with caplog.at_level("INFO"), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client, "DEFAULT_RETRY", FAST)
+        EmbeddingDistillationTrainer(config).train(embeddings)
+
+    files = local_hub.repo("alice/distilled", "model").files_at("main")
+    for step in (2, 4):
+        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"):
+            assert f"checkpoints/checkpoint-{step}/{name}" in files
+    assert "model.safetensors" in files  # the final model, at the root
+    assert "Pushed checkpoint-2 to alice/distilled" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_a_failed_checkpoint_push_is_logged_and_training_goes_on(
+    tmp_path, local_hub, corpus, teacher_plain, student, caplog
+):
+    embeddings = TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+        corpus, output_dir=tmp_path / "emb"
+    )
+    local_hub.fail(r"POST /api/models/.*/commit/", status=403, times=2)  # both checkpoints
+    config = EmbeddingTrainerConfig(
+        student_model=student,
+        num_epochs=1,
+        batch_size=16,
+        save_steps=2,
+        device="cpu",
+        output_dir=str(tmp_path / "out"),
+        push_to_hub=True,
+        hub_model_id="alice/distilled",
+        hub_token=TOKEN,
+        push_checkpoints=True,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client, "DEFAULT_RETRY", FAST)
+        metrics = EmbeddingDistillationTrainer(config).train(embeddings)
+    assert metrics["global_step"] == 4
+    assert "Could not push checkpoint-2" in caplog.text
+    assert "Could not push checkpoint-4" in caplog.text
+    files = local_hub.repo("alice/distilled", "model").files_at("main")
+    assert "model.safetensors" in files  # the final push still happened
+    assert not any(name.startswith("checkpoints/") for name in files)
+
+
+def test_push_checkpoints_needs_push_to_hub():
+    with pytest.raises(ValueError, match=r"push_checkpoints is true but push_to_hub is false"):
+        EmbeddingTrainerConfig(student_model="org/s", push_checkpoints=True)

@@ -237,13 +237,13 @@ def test_a_killed_hidden_state_run_resumes_to_the_same_weights(tmp_path, student
             if state.global_step == 3:
                 raise _Crash()
 
-    class CrashingTrainer(trainer_module.SentenceTransformerTrainer):
+    class CrashingTrainer(trainer_module.DistillationTrainer):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, callbacks=[CrashAfterStep3()], **kwargs)
 
     interrupted = replace(base, output_dir=str(tmp_path / "resumed"))
     with monkeypatch.context() as patch:
-        patch.setattr(trainer_module, "SentenceTransformerTrainer", CrashingTrainer)
+        patch.setattr(trainer_module, "DistillationTrainer", CrashingTrainer)
         with pytest.raises(_Crash):
             train_student(prepare_student(interrupted, None, data), data, interrupted)
     assert (tmp_path / "resumed" / "checkpoint-2" / LOSS_STATE_FILE).exists()

@@ -342,18 +342,18 @@ def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, 
                 raise _Crash()
 
     interrupted = replace(base, output_dir=str(tmp_path / "resumed"))
-    original = trainer_module.SentenceTransformerTrainer
+    original = trainer_module.DistillationTrainer
 
     class CrashingTrainer(original):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, callbacks=[CrashAfterStep6()], **kwargs)
 
-    trainer_module.SentenceTransformerTrainer = CrashingTrainer
+    trainer_module.DistillationTrainer = CrashingTrainer
     try:
         with pytest.raises(_Crash):
             train_student(prepare_student(interrupted, 32), rows, interrupted)
     finally:
-        trainer_module.SentenceTransformerTrainer = original
+        trainer_module.DistillationTrainer = original
     assert (tmp_path / "resumed" / "checkpoint-4" / "optimizer.pt").exists()
 
     resumed = prepare_student(replace(interrupted, resume_from_checkpoint=True), 32)
@@ -461,3 +461,29 @@ def test_split_reaches_the_training_data(tmp_path, student):
     )
     metrics = EmbeddingDistillationTrainer(config).train(str(folder))
     assert metrics["global_step"] == 2  # ceil(12 / 8), not ceil(40 / 8)
+
+
+@pytest.mark.parametrize("group_by_length", [True, False])
+def test_group_by_length_picks_the_batch_sampler(tmp_path, student_dense, group_by_length):
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+
+    from embedding_distillation.training import trainer as trainer_module
+    from embedding_distillation.training.sampler import LengthGroupedBatchSampler
+
+    made: list[object] = []
+    original = trainer_module.DistillationTrainer.get_batch_sampler
+
+    def spy(self, *args, **kwargs):
+        sampler = original(self, *args, **kwargs)
+        made.append(sampler)
+        return sampler
+
+    config = _config(tmp_path, student_model=student_dense, group_by_length=group_by_length)
+    data = _data(20, {FINAL: 40})
+    model = prepare_student(config, 40)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module.DistillationTrainer, "get_batch_sampler", spy)
+        metrics = train_student(model, data, config)
+    assert metrics["global_step"] == 3
+    assert len(made) == 1 and isinstance(made[0], DefaultBatchSampler)
+    assert isinstance(made[0], LengthGroupedBatchSampler) is group_by_length

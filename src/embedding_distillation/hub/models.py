@@ -68,3 +68,45 @@ def push_model(
         )
     logger.info("Pushed the model to %s", repo_id)
     return url
+
+
+def push_checkpoint(
+    folder: str | Path,
+    repo_id: str,
+    *,
+    token: str | None,
+    private: bool = True,
+    endpoint: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> str:
+    """Upload a training checkpoint folder to ``checkpoints/<folder name>/`` of ``repo_id``.
+
+    The checkpoint holds the weights, the optimizer, scheduler and RNG states, so a run can
+    resume from it on another machine (download the folder, then ``resume_from_checkpoint``).
+
+    Raises:
+        HubError: The push failed for good, or the token may not write to ``repo_id``.
+    """
+    api = hub_api(token, endpoint)
+    name = Path(folder).name
+
+    def upload() -> str:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=str(folder),
+            path_in_repo=f"checkpoints/{name}",
+            commit_message=f"Add training {name}",
+        )
+        return str(info.commit_url)  # type: ignore[union-attr]
+
+    url = with_retries(
+        upload,
+        action=f"push {name} to",
+        repo=repo_id,
+        policy=retry or client.DEFAULT_RETRY,
+        next_step=f"The checkpoint is kept in {folder}; training goes on.",
+        token=token,
+    )
+    logger.info("Pushed %s to %s", name, repo_id)
+    return url

@@ -76,6 +76,13 @@ class EmbeddingTrainerConfig:
             model). ``None`` (default) turns the term off.
         hidden_state_weight: Extra: the hidden-state term (mean MSE over the mapped layers) is
             added to the embedding loss times this weight.
+        push_checkpoints: Extra: with ``push_to_hub``, also upload every checkpoint (each
+            ``save_steps``: weights, optimizer, scheduler and RNG states) to
+            ``checkpoints/checkpoint-<step>/`` of ``hub_model_id``, so that a run can resume on
+            another machine; a failed checkpoint push is logged and training goes on.
+        group_by_length: Extra: build each batch from texts of similar length (shuffled windows
+            sorted by length, then shuffled batches), which cuts padding and so training time;
+            ``False`` uses plain random batches.
     """
 
     student_model: str
@@ -109,6 +116,8 @@ class EmbeddingTrainerConfig:
     student_init: tuple[int, ...] | None = None
     hidden_state_layer_map: dict[int, int] | None = None
     hidden_state_weight: float = 1.0
+    push_checkpoints: bool = False
+    group_by_length: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.student_model, os.PathLike):
@@ -130,6 +139,11 @@ class EmbeddingTrainerConfig:
             raise ValueError(
                 "push_to_hub is true but hub_model_id is not set; give the model repo id, "
                 "e.g. hub_model_id='your-name/distilled-model'."
+            )
+        if self.push_checkpoints and not self.push_to_hub:
+            raise ValueError(
+                "push_checkpoints is true but push_to_hub is false; set push_to_hub: true and "
+                "hub_model_id to push the checkpoints, or push_checkpoints: false."
             )
         if self.student_init is not None:
             _check_layers(self.student_init)

@@ -7,6 +7,7 @@ sentence-transformers distillation losses: ``MSELoss`` and ``EmbedDistillLoss(co
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ from sentence_transformers import (
     SentenceTransformerTrainingArguments,
 )
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from embedding_distillation.compute import resolve_device
 from embedding_distillation.distributed import world_size
@@ -41,6 +43,7 @@ from embedding_distillation.training.losses import (
     target_columns,
 )
 from embedding_distillation.training.pca import fit_pca, inverse_pca_dense
+from embedding_distillation.training.sampler import LengthGroupedBatchSampler, text_lengths
 from embedding_distillation.training.student_init import keep_layers
 
 logger = logging.getLogger(__name__)
@@ -319,6 +322,69 @@ def resume_folder(config: EmbeddingTrainerConfig) -> str:
     return str(config.resume_from_checkpoint)
 
 
+class CheckpointPushCallback(TrainerCallback):
+    """Uploads each checkpoint to the model repo as it is saved (rank 0 only).
+
+    A push that fails for good is logged and training goes on: the checkpoint is still on disk,
+    and the final model push is what the run is for.
+    """
+
+    def __init__(self, config: EmbeddingTrainerConfig) -> None:
+        self.config = config
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Push ``output_dir/checkpoint-<global_step>``."""
+        if not state.is_world_process_zero:
+            return
+        from embedding_distillation.hub import HubError, push_checkpoint
+
+        assert self.config.hub_model_id is not None  # checked by the config
+        folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+        try:
+            push_checkpoint(folder, self.config.hub_model_id, token=self.config.hub_token)
+        except HubError as error:
+            logger.warning("Could not push %s: %s", folder.name, error)
+
+
+class DistillationTrainer(SentenceTransformerTrainer):
+    """The sentence-transformers trainer, with length-grouped batches when asked.
+
+    Args:
+        length_column: Text column whose lengths group the batches
+            (:class:`~embedding_distillation.training.sampler.LengthGroupedBatchSampler`);
+            ``None`` keeps the trainer's own random batches.
+        *args: Passed to ``SentenceTransformerTrainer``.
+        **kwargs: Passed to ``SentenceTransformerTrainer``.
+    """
+
+    def __init__(self, *args: Any, length_column: str | None = None, **kwargs: Any) -> None:
+        self.length_column = length_column
+        super().__init__(*args, **kwargs)
+
+    def get_batch_sampler(
+        self,
+        dataset: Any,
+        batch_size: int,
+        drop_last: bool,
+        valid_label_columns: list[str] | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> Any:
+        """Length-grouped batches for the training rows, else the trainer's default."""
+        if self.length_column is None or self.length_column not in dataset.column_names:
+            return super().get_batch_sampler(
+                dataset, batch_size, drop_last, valid_label_columns, generator, seed
+            )
+        return LengthGroupedBatchSampler(
+            dataset,
+            batch_size,
+            drop_last,
+            lengths=text_lengths(dataset, self.length_column),
+            generator=generator,
+            seed=seed,
+        )
+
+
 def train_student(
     model: SentenceTransformer, dataset: Dataset, config: EmbeddingTrainerConfig
 ) -> dict[str, Any]:
@@ -336,15 +402,18 @@ def train_student(
         teacher_dims = hidden_state_dims(dataset, config)
     target_dim = len(dataset[0][config.target_column]) if has_target else None
     loss = build_loss(model, config, target_dim, teacher_dims)
-    trainer = SentenceTransformerTrainer(
+    trainer = DistillationTrainer(
         model=model,
         args=training_arguments(config, len(train_data)),
         train_dataset=train_data,
         loss=loss,
         data_collator=TargetsCollator(preprocess_fn=model.preprocess, target_columns=targets),
+        length_column=config.text_column if config.group_by_length else None,
     )
     if isinstance(loss, HiddenStateDistillLoss):
         trainer.add_callback(LossStateCallback(loss))
+    if config.push_checkpoints:
+        trainer.add_callback(CheckpointPushCallback(config))
     logger.info(
         "Training %d rows x %d epochs (batch %d, %s loss, targets %s%s)",
         len(train_data),
