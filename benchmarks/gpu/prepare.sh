@@ -30,6 +30,14 @@ OUR_WHEELS=(
     dill==0.4.1
     multiprocess==0.70.19
     fsspec==2026.9.0
+    # Our Hub client (hub/client.py, imported by the package) needs huggingface_hub 2.4 (the
+    # image has 1.33) with its HTTP stack, and tenacity.
+    huggingface_hub==2.4.0
+    httpx2==2.16.2
+    httpcore2==2.16.2
+    truststore==0.10.5
+    hf-xet==1.8.0
+    tenacity==9.2.1
 )
 # The anchor's README, step 1 (distil-trainer needs sentence-transformers < 5.4).
 ANCHOR_WHEELS=(

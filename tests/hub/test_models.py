@@ -87,45 +87,11 @@ def test_the_trainer_pushes_with_hub_token(tmp_path, local_hub, corpus, teacher_
     assert '"hub_token"' not in card and TOKEN not in card
 
 
-def test_checkpoints_are_pushed_every_save_steps(
-    tmp_path, local_hub, corpus, teacher_plain, student, caplog
-):
-    embeddings = TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+def _train_pushing_checkpoints(tmp_path, corpus, teacher, student) -> dict:
+    """Train 4 steps of 16 rows with checkpoints at steps 2 and 4, pushed to alice/distilled."""
+    embeddings = TeacherEmbeddingsGenerator(teacher, device="cpu").generate(
         corpus, output_dir=tmp_path / "emb"
-    )  # 50 rows: 4 steps of 16, checkpoints at steps 2 and 4
-    local_hub.fail(r"POST /api/models/.*/commit/", status=503, times=1)  # retried
-    config = EmbeddingTrainerConfig(
-        student_model=student,
-        num_epochs=1,
-        batch_size=16,
-        save_steps=2,
-        device="cpu",
-        output_dir=str(tmp_path / "out"),
-        push_to_hub=True,
-        hub_model_id="alice/distilled",
-        hub_token=TOKEN,
-        push_checkpoints=True,
-    )
-    with caplog.at_level("INFO"), pytest.MonkeyPatch.context() as patch:
-        patch.setattr(client, "DEFAULT_RETRY", FAST)
-        EmbeddingDistillationTrainer(config).train(embeddings)
-
-    files = local_hub.repo("alice/distilled", "model").files_at("main")
-    for step in (2, 4):
-        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"):
-            assert f"checkpoints/checkpoint-{step}/{name}" in files
-    assert "model.safetensors" in files  # the final model, at the root
-    assert "Pushed checkpoint-2 to alice/distilled" in caplog.text
-    assert TOKEN not in caplog.text
-
-
-def test_a_failed_checkpoint_push_is_logged_and_training_goes_on(
-    tmp_path, local_hub, corpus, teacher_plain, student, caplog
-):
-    embeddings = TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
-        corpus, output_dir=tmp_path / "emb"
-    )
-    local_hub.fail(r"POST /api/models/.*/commit/", status=403, times=2)  # both checkpoints
+    )  # 50 rows
     config = EmbeddingTrainerConfig(
         student_model=student,
         num_epochs=1,
@@ -140,7 +106,31 @@ def test_a_failed_checkpoint_push_is_logged_and_training_goes_on(
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client, "DEFAULT_RETRY", FAST)
-        metrics = EmbeddingDistillationTrainer(config).train(embeddings)
+        return EmbeddingDistillationTrainer(config).train(embeddings)
+
+
+def test_checkpoints_are_pushed_every_save_steps(
+    tmp_path, local_hub, corpus, teacher_plain, student, caplog
+):
+    local_hub.fail(r"POST /api/models/.*/commit/", status=503, times=1)  # retried
+    with caplog.at_level("INFO"):
+        _train_pushing_checkpoints(tmp_path, corpus, teacher_plain, student)
+
+    files = local_hub.repo("alice/distilled", "model").files_at("main")
+    for step in (2, 4):
+        for name in ("model.safetensors", "optimizer.pt", "scheduler.pt", "trainer_state.json"):
+            assert f"checkpoints/checkpoint-{step}/{name}" in files
+    assert "model.safetensors" in files  # the final model, at the root
+    assert "Pushed checkpoint-2 to alice/distilled" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_a_failed_checkpoint_push_is_logged_and_training_goes_on(
+    tmp_path, local_hub, corpus, teacher_plain, student, caplog
+):
+    local_hub.fail(r"POST /api/models/.*/commit/", status=403, times=2)  # both checkpoints
+    metrics = _train_pushing_checkpoints(tmp_path, corpus, teacher_plain, student)
+
     assert metrics["global_step"] == 4
     assert "Could not push checkpoint-2" in caplog.text
     assert "Could not push checkpoint-4" in caplog.text

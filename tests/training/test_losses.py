@@ -25,20 +25,13 @@ from embedding_distillation.training.trainer import (
     train_student,
 )
 from tests.conftest import make_sentences
+from tests.training.conftest import training_config
 
 FINAL = "teacher_embedding_final"
 
 
 def _config(tmp_path, student: str, **kwargs) -> EmbeddingTrainerConfig:
-    options = {
-        "student_model": student,
-        "output_dir": str(tmp_path / "checkpoints"),
-        "num_epochs": 1,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "device": "cpu",
-    }
-    return EmbeddingTrainerConfig(**options | kwargs)
+    return training_config(tmp_path, student_model=student, **kwargs)
 
 
 def _batch(model: SentenceTransformer, texts: list[str]) -> dict[str, torch.Tensor]:

@@ -11,21 +11,13 @@ from embedding_distillation.training import pca
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import prepare_student, train_student
 from tests.conftest import make_sentences
+from tests.training.conftest import training_config
 
 FINAL = "teacher_embedding_final"
 
 
 def _config(tmp_path, student: str, **kwargs) -> EmbeddingTrainerConfig:
-    options = {
-        "student_model": student,
-        "output_dir": str(tmp_path / "checkpoints"),
-        "num_epochs": 1,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "device": "cpu",
-        "projection": "pca",
-    }
-    return EmbeddingTrainerConfig(**options | kwargs)
+    return training_config(tmp_path, student_model=student, **{"projection": "pca", **kwargs})
 
 
 def _low_rank_targets(rows: int, dim: int, rank: int, seed: int = 0):

@@ -16,21 +16,13 @@ from embedding_distillation.training.trainer import (
     training_arguments,
 )
 from tests.conftest import make_sentences
+from tests.training.conftest import training_config
 
 FINAL = "teacher_embedding_final"
 PRE_DENSE = "teacher_embedding_pre_dense"
 
 
-def _config(tmp_path, **kwargs) -> EmbeddingTrainerConfig:
-    options = {
-        "student_model": "org/student",
-        "output_dir": str(tmp_path / "checkpoints"),
-        "num_epochs": 1,
-        "batch_size": 8,
-        "learning_rate": 1e-3,
-        "device": "cpu",
-    }
-    return EmbeddingTrainerConfig(**options | kwargs)
+_config = training_config
 
 
 def _data(rows: int, dims: dict[str, int], seed: int = 0) -> Dataset:
