@@ -15,6 +15,7 @@ from embedding_distillation.evaluation.metrics import (
     gold_similarity,
     split_heldout,
 )
+from tests.conftest import make_sentences
 
 
 class FakeModel(torch.nn.Module):
@@ -256,3 +257,16 @@ def test_teacher_model_may_be_a_path_object(teacher_plain):
     assert EncodingConfig(teacher_model=Path(teacher_plain)).teacher_model == teacher_plain
     with pytest.raises(ValueError, match="teacher_embeddings.teacher_model is required"):
         EncodingConfig(teacher_model="")
+
+
+def test_encode_with_a_progress_bar_gives_the_same_embeddings(student, capsys):
+    from sentence_transformers import SentenceTransformer
+
+    from embedding_distillation.evaluation import metrics
+
+    model = SentenceTransformer(student, device="cpu")
+    texts = make_sentences(300, seed=4)
+    plain = metrics.encode(model, texts, 16)
+    shown = metrics.encode(model, texts, 16, progress="Encoding held-out (student)")
+    np.testing.assert_allclose(shown, plain, atol=1e-5)
+    assert "Encoding held-out (student)" in capsys.readouterr().err

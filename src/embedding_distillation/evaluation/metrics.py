@@ -9,6 +9,7 @@ import numpy as np
 from datasets import Dataset
 from scipy.stats import pearsonr, spearmanr
 from sentence_transformers import SentenceTransformer
+from tqdm.auto import tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +59,25 @@ def heldout_rows(num_rows: int, config: EvaluationConfig) -> int:
     return min(heldout, num_rows - 1)
 
 
-def encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
-    """Embeddings as float32 numpy (rows, dim)."""
+PROGRESS_CHUNK = 256  # texts per encode call when a progress bar is shown
+
+
+def encode(
+    model: SentenceTransformer, texts: list[str], batch_size: int, *, progress: str | None = None
+) -> np.ndarray:
+    """Embeddings as float32 numpy (rows, dim); with ``progress``, a progress bar of that name."""
+    if progress is None:
+        return _encode(model, texts, batch_size)
+    step = max(PROGRESS_CHUNK, batch_size)  # texts per encode call: the bar's granularity
+    parts = []
+    with tqdm(total=len(texts), desc=progress, unit="text", leave=False) as bar:
+        for start in range(0, len(texts), step):
+            parts.append(_encode(model, texts[start : start + step], batch_size))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else _encode(model, texts, batch_size)
+
+
+def _encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
     return np.asarray(
         model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False),
         dtype=np.float32,
@@ -159,7 +177,7 @@ def evaluate_models(
         logger.info("Evaluating %s", name)
         entry: dict[str, Any] = {}
         if name != "teacher":
-            embeddings = encode(model, texts, batch_size)
+            embeddings = encode(model, texts, batch_size, progress=f"Encoding held-out ({name})")
             if len(texts) > 1:
                 entry["neighbours"] = {"recall_at_10": neighbour_recall(embeddings, target)}
             if embeddings.shape[1] == target.shape[1]:
