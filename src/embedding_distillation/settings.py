@@ -1,8 +1,16 @@
 """Project settings: only what differs from Kedro's defaults."""
 
+import warnings
+
 from kedro.config import OmegaConfigLoader
 
 from embedding_distillation.hooks import DistributedHook, DryRunHook
+
+# Kedro 1.7 registers its resolvers with an OmegaConf call that newer OmegaConf deprecates: six
+# warnings of 15 lines each on every run, about Kedro's code, not the project's.
+warnings.filterwarnings(
+    "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
+)
 
 HOOKS = (DryRunHook(), DistributedHook())
 
