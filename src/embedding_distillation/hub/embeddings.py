@@ -21,7 +21,6 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
-from embedding_distillation import distributed
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
 from embedding_distillation.hub import client
@@ -172,8 +171,9 @@ class EmbeddingsPusher:
         """Download the shards the repo holds beyond the local folder's, and list them locally.
 
         A run that starts with an empty folder (another machine, a lost disk) thus continues
-        after the last pushed shard instead of encoding from row 0. Under ``torchrun`` only
-        rank 0 talks to the Hub; the other ranks return 0 at once.
+        after the last pushed shard instead of encoding from row 0. The shard files are put in
+        place and listed by the folder's own mechanism (:meth:`ShardStore.list_completed`), as
+        if this run had written them. Under ``torchrun`` the callers run it on rank 0 only.
 
         Args:
             store: The local shard folder (opened for ``identity`` here).
@@ -185,8 +185,6 @@ class EmbeddingsPusher:
         Raises:
             HubError: The repo holds embeddings of another job, or the download failed.
         """
-        if not distributed.is_main():
-            return 0
         store.begin(identity)
         local = store.manifest()
         assert local is not None
@@ -223,9 +221,7 @@ class EmbeddingsPusher:
             next_step="Check the network and run the same command again.",
             token=self.token,
         )
-        tmp_manifest = store.folder / f".{MANIFEST_NAME}.tmp"
-        tmp_manifest.write_text(json.dumps(remote, indent=2, sort_keys=True))
-        os.replace(tmp_manifest, store.manifest_path)
+        store.list_completed()
         return len(wanted)
 
     def push(self, store: ShardStore) -> None:
