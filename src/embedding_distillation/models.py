@@ -140,6 +140,15 @@ def backbone(model: SentenceTransformer) -> SentenceTransformer:
     return SentenceTransformer(modules=modules, device=str(model.device))
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Attention-mask mean over tokens: (batch, seq, h) -> (batch, h).
+
+    How hidden states are pooled, for the teacher's stored layers and the student's matched ones.
+    """
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
 FINGERPRINT_SAMPLES = 4096  # values read per tensor for the weights fingerprint
 
 

@@ -14,7 +14,7 @@ from embedding_distillation.encoding.config import (
     OutputType,
     hidden_state_column,
 )
-from embedding_distillation.models import has_dense, module_names, pooling_index
+from embedding_distillation.models import has_dense, mean_pool, module_names, pooling_index
 
 logger = logging.getLogger(__name__)
 
@@ -126,10 +126,9 @@ class TeacherEncoder:
         if self.output_type == "final":
             outputs[FINAL_COLUMN] = features["sentence_embedding"]
         if self.output_type == "hidden_states":
-            mask = features["attention_mask"].unsqueeze(-1).to(torch.float32)  # (batch, seq, 1)
             hidden = features["all_layer_embeddings"]  # (layers + 1) x (batch, seq, hidden)
             outputs = {
-                hidden_state_column(i): (hidden[i].float() * mask).sum(1) / mask.sum(1).clamp(min=1)
+                hidden_state_column(i): mean_pool(hidden[i].float(), features["attention_mask"])
                 for i in self.layers
             }
         return {name: t.float().cpu().numpy() for name, t in outputs.items()}

@@ -25,6 +25,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from embedding_distillation.encoding.config import hidden_state_column
 from embedding_distillation.encoding.teacher import num_hidden_layers
+from embedding_distillation.models import mean_pool
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 
 logger = logging.getLogger(__name__)
@@ -76,12 +77,6 @@ def check_layer_map(model: SentenceTransformer, layer_map: dict[int, int]) -> No
             f"{layers} layers: valid student layers are 0 (embeddings output) to {layers}. "
             f"Fix the keys of {layer_map}."
         )
-
-
-def mean_pool(hidden: Tensor, attention_mask: Tensor) -> Tensor:
-    """Attention-mask mean over tokens, as the teacher stores it: (batch, seq, h) -> (batch, h)."""
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 class HiddenStateDistillLoss(nn.Module):
