@@ -65,8 +65,9 @@ def test_a_repo_of_someone_else_fails_fast(local_hub, model):
     assert sum("/api/repos/create" in r for r in local_hub.requests) == 1
 
 
-def test_the_trainer_pushes_with_hub_token(tmp_path, local_hub, corpus, teacher_plain, student):
-    embeddings = TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+def _train_and_push(tmp_path, corpus, teacher, student, **options) -> dict:
+    """Train on 50 encoded rows (4 steps of 16) and push to alice/distilled; fast retries."""
+    embeddings = TeacherEmbeddingsGenerator(teacher, device="cpu").generate(
         corpus, output_dir=tmp_path / "emb"
     )
     config = EmbeddingTrainerConfig(
@@ -78,35 +79,25 @@ def test_the_trainer_pushes_with_hub_token(tmp_path, local_hub, corpus, teacher_
         push_to_hub=True,
         hub_model_id="alice/distilled",
         hub_token=TOKEN,
+        **options,
     )
-    metrics = EmbeddingDistillationTrainer(config).train(embeddings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(client, "DEFAULT_RETRY", FAST)
+        return EmbeddingDistillationTrainer(config).train(embeddings)
+
+
+def _train_pushing_checkpoints(tmp_path, corpus, teacher, student) -> dict:
+    """Checkpoints at steps 2 and 4, pushed to alice/distilled."""
+    return _train_and_push(tmp_path, corpus, teacher, student, save_steps=2, push_checkpoints=True)
+
+
+def test_the_trainer_pushes_with_hub_token(tmp_path, local_hub, corpus, teacher_plain, student):
+    metrics = _train_and_push(tmp_path, corpus, teacher_plain, student)
 
     card = local_hub.repo("alice/distilled", "model").files_at("main")["README.md"].decode()
     assert f"| train_loss | {metrics['train_loss']:.4g} |" in card
     assert '"hub_model_id": "alice/distilled"' in card
     assert '"hub_token"' not in card and TOKEN not in card
-
-
-def _train_pushing_checkpoints(tmp_path, corpus, teacher, student) -> dict:
-    """Train 4 steps of 16 rows with checkpoints at steps 2 and 4, pushed to alice/distilled."""
-    embeddings = TeacherEmbeddingsGenerator(teacher, device="cpu").generate(
-        corpus, output_dir=tmp_path / "emb"
-    )  # 50 rows
-    config = EmbeddingTrainerConfig(
-        student_model=student,
-        num_epochs=1,
-        batch_size=16,
-        save_steps=2,
-        device="cpu",
-        output_dir=str(tmp_path / "out"),
-        push_to_hub=True,
-        hub_model_id="alice/distilled",
-        hub_token=TOKEN,
-        push_checkpoints=True,
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(client, "DEFAULT_RETRY", FAST)
-        return EmbeddingDistillationTrainer(config).train(embeddings)
 
 
 def test_checkpoints_are_pushed_every_save_steps(

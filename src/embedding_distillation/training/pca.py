@@ -39,7 +39,8 @@ def fit_pca(
     Args:
         data: Rows holding the targets.
         column: The embedding column.
-        dim: Number of components to keep.
+        dim: Number of components to keep (at most the target width: ``pca_projection``
+            checks that before any row is read).
         max_rows: Evenly spaced rows used at most.
 
     Returns:
@@ -57,12 +58,6 @@ def fit_pca(
         total = values.sum(0) if total is None else total + values.sum(0)
         gram = values.T @ values if gram is None else gram + values.T @ values
     assert total is not None and gram is not None, "at least one row"
-    target_dim = total.shape[0]
-    if dim > target_dim:
-        raise ValueError(
-            f"projection 'pca' reduces the {target_dim}-d targets to the student's {dim}-d "
-            "output, but the student is wider than the target. Use projection: learned."
-        )
     mean = total / len(indices)
     covariance = gram / len(indices) - np.outer(mean, mean)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
