@@ -22,6 +22,20 @@ def embeddings(corpus):
     )
 
 
+def _evaluate(model, heldout, training, params, teacher):
+    """The evaluate node on CPU, without gold pairs, timing 4 texts."""
+    return evaluate_student(
+        model,
+        heldout,
+        None,
+        training,
+        params,
+        {"teacher_model": teacher},
+        {"device": "cpu", "batch_size": 8},
+        {"speed_texts": 4},
+    )
+
+
 def test_split_embeddings_holds_out_the_fraction(embeddings):
     train, heldout = split_embeddings(embeddings, {"heldout_fraction": 0.2})
     assert (len(train), len(heldout)) == (40, 10)
@@ -39,16 +53,7 @@ def test_train_and_evaluate_nodes(tmp_path, embeddings, teacher_dense, student):
     model, training = train_student_model(embeddings, params, {"device": "cpu"})
     assert model.get_embedding_dimension() == 40
     assert training["global_step"] == 4
-    metrics = evaluate_student(
-        model,
-        embeddings.select(range(8)),
-        None,
-        training,
-        params,
-        {"teacher_model": teacher_dense},
-        {"device": "cpu", "batch_size": 8},
-        {"speed_texts": 4},
-    )
+    metrics = _evaluate(model, embeddings.select(range(8)), training, params, teacher_dense)
     assert metrics["heldout_rows"] == 8
     assert "heldout" not in metrics["student_before"]  # 32-d student vs 40-d target
     assert metrics["student_after"]["cost"]["parameters"] > 0
@@ -111,16 +116,7 @@ def test_hidden_state_rows_train_and_evaluate_against_the_deepest_mapped_layer(
     logged = [e for e in training["log_history"] if "loss" in e]
     assert logged and all("hidden_state" in e and "embedding" not in e for e in logged)
 
-    metrics = evaluate_student(
-        model,
-        heldout,
-        None,
-        training,
-        params,
-        {"teacher_model": teacher_plain},
-        {"device": "cpu", "batch_size": 8},
-        {"speed_texts": 4},
-    )
+    metrics = _evaluate(model, heldout, training, params, teacher_plain)
     assert metrics["target_column"] == "hidden_state_layer_3"
     assert 0 <= metrics["student_after"]["neighbours"]["recall_at_10"] <= 1
     assert "heldout" not in metrics["student_after"]  # 32-d student, 48-d teacher layer
@@ -139,16 +135,7 @@ def test_pca_projection_keeps_the_student_comparable_with_the_teacher(
     model, training = train_student_model(embeddings, params, {"device": "cpu"})
     assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"]
     assert not any(p.requires_grad for p in model[2].parameters())
-    metrics = evaluate_student(
-        model,
-        embeddings.select(range(8)),
-        None,
-        training,
-        params,
-        {"teacher_model": teacher_dense},
-        {"device": "cpu", "batch_size": 8},
-        {"speed_texts": 4},
-    )
+    metrics = _evaluate(model, embeddings.select(range(8)), training, params, teacher_dense)
     assert "mse" in metrics["student_after"]["heldout"]  # 40-d output vs 40-d targets
 
 
