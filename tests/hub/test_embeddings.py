@@ -219,11 +219,16 @@ def test_permission_errors_fail_fast(tmp_path, local_hub, repo_id, token, messag
     assert sum("/api/repos/create" in r for r in local_hub.requests) == 1
 
 
-def test_an_injected_403_on_commit_fails_fast(tmp_path, local_hub):
-    local_hub.fail(COMMIT, status=403, times=5)
-    with pytest.raises(
-        HubError, match="push 2 shard.* alice/emb: the token has no write permission"
-    ):
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "push 2 shard.* alice/emb: the token has no write permission"),
+        (404, "push 2 shard.* alice/emb: the repo does not exist or the token cannot read it"),
+    ],
+)
+def test_an_injected_403_or_404_on_commit_fails_fast(tmp_path, local_hub, status, message):
+    local_hub.fail(COMMIT, status=status, times=5)
+    with pytest.raises(HubError, match=message):
         _encode(ShardStore(tmp_path), _pusher())
     assert sum("/commit/" in r for r in local_hub.requests) == 1
 

@@ -325,3 +325,14 @@ def test_the_seed_api_trains_with_the_hidden_state_term(tmp_path, student):
     assert not saved.get("output_hidden_states", False)  # the saved model is an ordinary one
     reloaded = SentenceTransformer(str(output), device="cpu")
     assert reloaded.get_embedding_dimension() == 32
+
+
+def test_a_student_without_a_transformer_first_cannot_map_layers():
+    from embedding_distillation.training.losses import student_layer_count
+
+    with pytest.raises(
+        ValueError,
+        match=r"hidden_state_layer_map needs a student whose first module is a Hugging Face "
+        r"Transformer, got Identity; set hidden_state_layer_map: null\.",
+    ):
+        student_layer_count([torch.nn.Identity()])  # type: ignore[arg-type]
