@@ -10,7 +10,8 @@ subprocess:
 4. ours with ``embedding_dtype="float16"``;
 5. ours with ``output_type="hidden_states"``;
 6. kill -9 + resume of ours, compared bitwise with an uninterrupted run;
-7. peak RSS of ours with a tiny teacher on a 10x larger synthetic corpus.
+7. peak RSS of ours with a tiny teacher on a 10x larger synthetic corpus, memory-mapped and
+   streamed (``streaming=True``).
 
 It prints a Markdown table of absolute figures and ratios and writes it to
 ``benchmarks/RESULTS.md``. The same file is also the child process (``--child SPEC``), so the
@@ -19,6 +20,7 @@ top level imports only the standard library: the distil-trainer venv runs it too
 Usage::
 
     python benchmarks/encode.py [--rows N] [--threads T] [--teacher PATH] [--quick]
+        [--final-only | --memory-only] [--results FILE]
 """
 
 import argparse
@@ -60,6 +62,7 @@ TARGETS = {
     "bytes_distil_over_ours_fp32": (">=", 2.0),
     "bytes_distil_over_ours_fp16": (">=", 4.0),
     "rss_large_over_small": ("<=", 1.2),
+    "rss_large_over_small_streaming": ("<=", 1.2),
 }
 
 
@@ -104,6 +107,7 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
         text_column="text",
         output_type=spec["output_type"],
         output_dir=spec["output"],
+        streaming=spec.get("streaming", False),
     )
     seconds = time.perf_counter() - started
     return {
@@ -571,6 +575,7 @@ class Report:
     identity: dict[str, Any] | None = None
     distil_error: str | None = None
     memory_sizes: list[int] = field(default_factory=list)
+    encode_runs: bool = True
 
 
 def encode_runs(
@@ -626,20 +631,28 @@ def distil_run(report: Report, corpus: Path, teacher: str, threads: int) -> Meas
 
 
 def memory_runs(report: Report, sizes: list[int], threads: int) -> None:
-    """Run 7: ours with a tiny teacher on a small and a 10x larger synthetic corpus."""
+    """Run 7: ours with a tiny teacher on a small and a 10x larger synthetic corpus, memory-mapped
+    and streamed (``streaming=True``: no Arrow cache copy of the corpus)."""
     model, corpora = ensure_tiny_assets(sizes, threads)
     report.memory_sizes = sizes
-    for key, size, corpus in zip(("mem_small", "mem_large"), sizes, corpora, strict=True):
-        spec = {
-            "job": "ours",
-            "teacher": model,
-            "corpus": str(corpus),
-            "output_type": "final",
-            "output": str(OUTPUTS / f"tiny-{size}"),
-        }
-        row = measure(f"ours, tiny teacher, {size:,} synthetic rows", f"tiny-{size}", spec, threads)
-        row.note = f"RSS after imports {row.extra['baseline_rss_mb']:.0f} MB"
-        report.measurements[key] = row
+    for streaming in (False, True):
+        keys = ("mem_small_stream", "mem_large_stream") if streaming else ("mem_small", "mem_large")
+        for key, size, corpus in zip(keys, sizes, corpora, strict=True):
+            name = f"tiny-{size}" + ("-stream" if streaming else "")
+            spec = {
+                "job": "ours",
+                "teacher": model,
+                "corpus": str(corpus),
+                "output_type": "final",
+                "output": str(OUTPUTS / name),
+                "streaming": streaming,
+            }
+            label = f"ours, tiny teacher, {size:,} synthetic rows, " + (
+                "streamed" if streaming else "memory-mapped"
+            )
+            row = measure(label, name, spec, threads)
+            row.note = f"RSS after imports {row.extra['baseline_rss_mb']:.0f} MB"
+            report.measurements[key] = row
 
 
 def safe_ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -655,7 +668,16 @@ def ratios(report: Report) -> dict[str, float | None]:
     missing = failed_measurement("not run", RuntimeError("not run"))
     m = {
         key: m.get(key, missing)
-        for key in ("ours", "plain", "distil", "ours_fp16", "mem_large", "mem_small")
+        for key in (
+            "ours",
+            "plain",
+            "distil",
+            "ours_fp16",
+            "mem_large",
+            "mem_small",
+            "mem_large_stream",
+            "mem_small_stream",
+        )
     }
     return {
         "throughput_vs_distil": safe_ratio(
@@ -667,6 +689,9 @@ def ratios(report: Report) -> dict[str, float | None]:
             m["distil"].output_bytes, m["ours_fp16"].output_bytes
         ),
         "rss_large_over_small": safe_ratio(m["mem_large"].peak_rss_mb, m["mem_small"].peak_rss_mb),
+        "rss_large_over_small_streaming": safe_ratio(
+            m["mem_large_stream"].peak_rss_mb, m["mem_small_stream"].peak_rss_mb
+        ),
     }
 
 
@@ -676,6 +701,7 @@ RATIO_LABELS = {
     "bytes_distil_over_ours_fp32": "bytes distil-trainer / ours (ours f32)",
     "bytes_distil_over_ours_fp16": "bytes distil-trainer / ours (ours f16)",
     "rss_large_over_small": "peak RSS {large} / {small} rows (tiny teacher)",
+    "rss_large_over_small_streaming": "peak RSS {large} / {small} rows, streamed (tiny teacher)",
 }
 
 
@@ -711,8 +737,10 @@ def ratios_table(report: Report) -> str:
     lines = ["| ratio | value | target | met |", "|---|--:|--:|---|"]
     small, large = ([*report.memory_sizes, 0, 0])[:2]
     for key, value in ratios(report).items():
-        if key == "rss_large_over_small" and not report.memory_sizes:
+        if key.startswith("rss_") and not report.memory_sizes:
             continue  # --final-only: no memory runs
+        if not key.startswith("rss_") and not report.encode_runs:
+            continue  # --memory-only
         comparison, threshold = TARGETS[key]
         if value is None:
             met = "n/a"
@@ -828,6 +856,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "states, kill + resume or memory runs (for a second teacher)",
     )
     parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the peak-RSS runs (tiny teacher, memory-mapped and streamed corpus)",
+    )
+    parser.add_argument(
         "--results", type=Path, default=RESULTS_FILE, help="results file (default RESULTS.md)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -859,8 +892,12 @@ def run_benchmark(args: argparse.Namespace) -> None:
     corpus = prepare_corpus(args.rows)
     print(f"Benchmark: {args.rows} rows, {args.threads} threads, teacher {teacher}")
     report = Report()
-    encode_runs(report, corpus, teacher, args.threads, hidden=not args.final_only)
-    if not args.final_only:
+    if args.memory_only:
+        report.encode_runs = False
+        memory_runs(report, [2_000, 20_000] if args.quick else [20_000, 200_000], args.threads)
+    else:
+        encode_runs(report, corpus, teacher, args.threads, hidden=not args.final_only)
+    if not args.final_only and not args.memory_only:
         print("  kill -9 + resume check ...", flush=True)
         resume_rows, report.identity = kill_and_resume(corpus, teacher, args.rows, args.threads)
         report.measurements["resume_reference"], report.measurements["resumed"] = resume_rows

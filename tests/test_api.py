@@ -256,9 +256,9 @@ def _count_encoding(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     encoded: list[int] = []
     original = EncodingJob.encode_shard
 
-    def spy(self, index):
-        encoded.append(index)
-        return original(self, index)
+    def spy(self, shard):
+        encoded.append(shard.index)
+        return original(self, shard)
 
     monkeypatch.setattr(EncodingJob, "encode_shard", spy)
     return encoded
@@ -288,10 +288,10 @@ def test_rerun_resumes_an_interrupted_run(tmp_path, corpus, teacher_dense, monke
     fresh = generator.generate(corpus, output_dir=tmp_path / "fresh")
     original = EncodingJob.encode_shard
 
-    def interrupted(self, index):
-        if index == 2:
+    def interrupted(self, shard):
+        if shard.index == 2:
             raise KeyboardInterrupt
-        return original(self, index)
+        return original(self, shard)
 
     monkeypatch.setattr(EncodingJob, "encode_shard", interrupted)
     with pytest.raises(KeyboardInterrupt):

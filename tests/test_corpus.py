@@ -1,5 +1,5 @@
 import pytest
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, IterableDataset
 
 from embedding_distillation.corpus import (
     check_text_column,
@@ -23,6 +23,20 @@ def test_local_files_load_in_order(tmp_path, corpus, suffix):
         str(path)
     )
     assert load_corpus(path)["text"] == corpus["text"]
+
+
+@pytest.mark.parametrize("kind", ["file", "saved folder", "dataset"])
+def test_streaming_reads_the_same_rows_in_order(tmp_path, corpus, kind):
+    corpus.to_parquet(str(tmp_path / "news.parquet"))
+    corpus.save_to_disk(tmp_path / "saved")
+    source = {"file": tmp_path / "news.parquet", "saved folder": tmp_path / "saved"}.get(
+        kind, corpus
+    )
+    streamed = load_corpus(source, streaming=True, max_samples=30)
+    assert isinstance(streamed, IterableDataset)
+    assert [row["text"] for row in streamed] == corpus["text"][:30]
+    if kind == "file":
+        assert streamed.info.dataset_name == "news"
 
 
 def test_saved_dataset_dict_picks_the_split(tmp_path, corpus):

@@ -28,6 +28,7 @@ from embedding_distillation.encoding.engine import prepare_encoding, run_encodin
 from embedding_distillation.encoding.shards import ShardStore
 from embedding_distillation.hooks import DistributedHook
 from tests.hub.conftest import TOKEN, local_hub  # noqa: F401  (a local Hub server)
+from tests.spies import Crash, crash_at
 from tests.test_project import project  # noqa: F401  (the temporary project copy)
 
 EMBEDDINGS = ("teacher_embedding_final", "teacher_embedding_pre_dense")
@@ -196,9 +197,9 @@ API_WORKER = textwrap.dedent(
     texts = Path(texts_file).read_text().splitlines()
     encoded = []  # shards this rank encodes
     original = engine.EncodingJob.encode_shard
-    def recording(job, index):
-        encoded.append(index)
-        return original(job, index)
+    def recording(job, shard):
+        encoded.append(shard.index)
+        return original(job, shard)
     engine.EncodingJob.encode_shard = recording
 
     generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=4, chunk_size=8)
@@ -226,10 +227,6 @@ API_WORKER = textwrap.dedent(
 )
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.mark.slow
 def test_api_encodes_pushes_and_trains_on_two_processes(
     tmp_path,
@@ -244,10 +241,7 @@ def test_api_encodes_pushes_and_trains_on_two_processes(
     reference = run_encoding(prepare_encoding(corpus, config, cpu), ShardStore(tmp_path / "ref"))
     # A single-process run killed in its fourth shard: two processes must finish it.
     job = prepare_encoding(corpus, config, cpu)
-    original = job.encode_shard
-    monkeypatch.setattr(
-        job, "encode_shard", lambda i: (_ for _ in ()).throw(Crash()) if i == 3 else original(i)
-    )
+    crash_at(monkeypatch, job, 3)
     with pytest.raises(Crash):
         run_encoding(job, ShardStore(tmp_path / "out" / "resumed"))
 

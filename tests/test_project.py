@@ -97,6 +97,28 @@ def test_kedro_run_with_overridden_params_then_catalog_list(project, teacher_den
     assert "hf_secret_token_123" not in listing.stdout + listing.stderr
 
 
+@pytest.mark.slow
+def test_corpus_streaming_from_the_command_line(project, teacher_dense):
+    params = ",".join(
+        [
+            "corpus_streaming=true",  # the catalog's ${runtime_params:corpus_streaming, false}
+            f"teacher_embeddings.teacher_model={teacher_dense}",
+            "teacher_embeddings.max_samples=25",
+            "teacher_embeddings.chunk_size=10",
+            "compute.device=cpu",
+        ]
+    )
+    result = _kedro(project, "run", "--pipeline", "teacher_embeddings", "--params", params)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Corpus: streamed, up to 25 rows" in result.stdout + result.stderr
+    manifest_path = max(  # the newest version: the module's project ran other tests before
+        (project / "data" / "03_primary" / "teacher_embeddings").glob("*/*/manifest.json")
+    )
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["identity"]["corpus_fingerprint"] == "streamed"
+    assert manifest["complete"] and manifest["num_rows"] == 25 and len(manifest["shards"]) == 3
+
+
 def test_a_bad_parameter_stops_the_run_before_any_model_loads(project):
     result = _kedro(project, "run", "--params", "compute.use_fp16=true,compute.use_bf16=true")
     assert result.returncode != 0

@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation import distributed
@@ -34,6 +34,8 @@ DEFAULT_PUSH_EVERY = 10_000
 def _source_name(source: CorpusSource) -> str:
     if isinstance(source, Dataset):
         return source.info.dataset_name or f"dataset-{source._fingerprint[:8]}"
+    if isinstance(source, IterableDataset):
+        return source.info.dataset_name or "stream"
     return Path(os.fspath(source)).name or "corpus"
 
 
@@ -100,6 +102,7 @@ class TeacherEmbeddingsGenerator:
         split: str = "train",
         max_samples: int | None = None,
         output_dir: str | os.PathLike[str] | None = None,
+        streaming: bool = False,
     ) -> Dataset:
         """Encode ``source_dataset`` and return the texts with their embeddings.
 
@@ -112,12 +115,18 @@ class TeacherEmbeddingsGenerator:
             max_samples: Encode only the first N rows.
             output_dir: Shard folder (default ``./teacher_embeddings/<source>-<output_type>``);
                 rerunning with the same folder resumes an interrupted run.
+            streaming: Read a Hub id or data files with ``datasets`` streaming: encoding starts
+                at once, nothing is downloaded or cached first, and the texts are checked as
+                they arrive. A resumed run reads the stream again from its start and checks
+                that the rows it wrote before are still the same.
 
         Returns:
             A memory-mapped ``datasets.Dataset`` with ``text_column`` and the embedding columns.
         """
         config = self._config(text_column, output_type, layer_indices, split, max_samples)
-        return self._run(source_dataset, config, output_dir=output_dir, token=None)
+        return self._run(
+            source_dataset, config, output_dir=output_dir, token=None, streaming=streaming
+        )
 
     def generate_and_push(
         self,
@@ -134,6 +143,7 @@ class TeacherEmbeddingsGenerator:
         max_samples: int | None = None,
         output_dir: str | os.PathLike[str] | None = None,
         endpoint: str | None = None,
+        streaming: bool = False,
     ) -> Dataset:
         """Like :meth:`generate`, pushing completed shards to ``repo_id`` every ``push_every`` rows.
 
@@ -149,7 +159,12 @@ class TeacherEmbeddingsGenerator:
             private=private,
         )
         return self._run(
-            source_dataset, config, output_dir=output_dir, token=token, endpoint=endpoint
+            source_dataset,
+            config,
+            output_dir=output_dir,
+            token=token,
+            endpoint=endpoint,
+            streaming=streaming,
         )
 
     def _config(
@@ -177,8 +192,11 @@ class TeacherEmbeddingsGenerator:
         output_dir: str | os.PathLike[str] | None,
         token: str | None,
         endpoint: str | None = None,
+        streaming: bool = False,
     ) -> Dataset:
-        corpus = load_corpus(source, split=config.split, max_samples=config.max_samples)
+        corpus = load_corpus(
+            source, split=config.split, max_samples=config.max_samples, streaming=streaming
+        )
         name = _source_name(source)
         job = prepare_encoding(corpus, config, self.compute, source_name=name)
         folder = Path(output_dir) if output_dir else _default_output_dir(name, config.output_type)
@@ -214,6 +232,12 @@ class EmbeddingDistillationTrainer:
             ``train_loss`` and the other training metrics.
         """
         data = load_corpus(dataset, split=self.config.split)
+        if isinstance(data, IterableDataset):
+            raise TypeError(
+                "EmbeddingDistillationTrainer.train needs the embeddings as a map-style dataset "
+                "(it shuffles and reads them memory-mapped), got an IterableDataset. Pass the "
+                "teacher-embeddings folder, a Hub id or a datasets.Dataset."
+            )
         target_dim = check_training_data(data, self.config)
         model = prepare_student(self.config, target_dim, data)
         metrics = train_student(model, data, self.config)

@@ -3,12 +3,18 @@
 Validation happens here, before any model is loaded: the text column must exist, the corpus
 must not be empty, and invalid texts (None, empty, not a string) are skipped with a count or
 rejected, as the caller chooses.
+
+A corpus is either map-style (a memory-mapped ``datasets.Dataset``: scanned once up front, so
+row counts and a content fingerprint are known before encoding) or streamed (a
+``datasets.IterableDataset`` from ``streaming=True``: nothing is downloaded or cached before
+encoding starts, and the texts are checked as they arrive, by :class:`TextStream`).
 """
 
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
@@ -32,7 +38,8 @@ BUILDERS = {
     ".arrow": "arrow",
 }
 
-CorpusSource: TypeAlias = str | os.PathLike[str] | Dataset
+CorpusSource: TypeAlias = str | os.PathLike[str] | Dataset | IterableDataset
+Corpus: TypeAlias = Dataset | IterableDataset
 
 
 def load_corpus(
@@ -40,36 +47,50 @@ def load_corpus(
     *,
     split: str = "train",
     max_samples: int | None = None,
-) -> Dataset:
-    """Load a corpus as an Arrow-backed (memory-mapped) ``datasets.Dataset``.
+    streaming: bool = False,
+) -> Corpus:
+    """Load a corpus as a memory-mapped ``datasets.Dataset``, or stream it.
 
     Args:
-        source: A ``Dataset``, a folder saved with ``save_to_disk``, a teacher-embeddings shard
-            folder, a data file (parquet, jsonl, json, csv, tsv, txt, arrow), a folder of such
-            files, or a Hub id.
+        source: A ``Dataset`` or ``IterableDataset``, a folder saved with ``save_to_disk``, a
+            teacher-embeddings shard folder, a data file (parquet, jsonl, json, csv, tsv, txt,
+            arrow), a folder of such files, or a Hub id.
         split: Split to take when the source has several.
         max_samples: Keep only the first N rows.
+        streaming: Read data files and Hub datasets with ``streaming=True`` (an
+            ``IterableDataset``): rows are read as they are encoded, with no download or Arrow
+            cache beforehand. Folders saved with ``save_to_disk`` and shard folders are
+            memory-mapped already; they are streamed from their Arrow files.
 
     Returns:
         The rows, in source order.
     """
-    if isinstance(source, Dataset):
+    dataset: Corpus
+    if isinstance(source, Dataset | IterableDataset):
         dataset = source
     elif isinstance(source, DatasetDict):
         dataset = _pick_split(source, split, repr(source))
     else:
-        dataset = _load_from_reference(os.fspath(source), split)
+        dataset = _load_from_reference(os.fspath(source), split, streaming)
+    if streaming and isinstance(dataset, Dataset):
+        name = dataset.info.dataset_name
+        dataset = dataset.to_iterable_dataset()
+        dataset.info.dataset_name = name
     return limit_rows(dataset, max_samples)
 
 
-def limit_rows(dataset: Dataset, max_samples: int | None) -> Dataset:
+def limit_rows(dataset: Corpus, max_samples: int | None) -> Corpus:
     """The first ``max_samples`` rows (all rows when ``None``), without copying data."""
-    if max_samples is not None and max_samples < len(dataset):
+    if max_samples is None:
+        return dataset
+    if isinstance(dataset, IterableDataset):
+        return dataset.take(max_samples)
+    if max_samples < len(dataset):
         return dataset.select(range(max_samples))
     return dataset
 
 
-def _load_from_reference(text: str, split: str) -> Dataset:
+def _load_from_reference(text: str, split: str, streaming: bool) -> Corpus:
     path = Path(text).expanduser()
     if path.is_file():
         builder = BUILDERS.get("".join(path.suffixes[-1:]).lower())
@@ -78,14 +99,16 @@ def _load_from_reference(text: str, split: str) -> Dataset:
                 f"Cannot read corpus file {text!r}: unknown suffix. Supported: "
                 f"{sorted(BUILDERS)}. Convert it, or pass a folder saved with save_to_disk."
             )
-        loaded = datasets.load_dataset(builder, data_files={split: str(path)}, split=split)
+        loaded = datasets.load_dataset(
+            builder, data_files={split: str(path)}, split=split, streaming=streaming
+        )
         return _named(_as_dataset(loaded, split, text), path.stem)
     if path.is_dir():
         if (path / MANIFEST_NAME).exists():  # teacher embeddings written by this project
             return _named(ShardStore(path).load(), path.name)
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             return _named(_as_dataset(datasets.load_from_disk(str(path)), split, text), path.name)
-        loaded = datasets.load_dataset(str(path), split=split)
+        loaded = datasets.load_dataset(str(path), split=split, streaming=streaming)
         return _named(_as_dataset(loaded, split, text), path.name)
     if looks_like_local_path(text) or not text:
         raise FileNotFoundError(
@@ -93,7 +116,7 @@ def _load_from_reference(text: str, split: str) -> Dataset:
             "existing file or folder, or a Hugging Face Hub dataset id such as 'org/name'."
         )
     try:
-        loaded = datasets.load_dataset(text, split=split)
+        loaded = datasets.load_dataset(text, split=split, streaming=streaming)
     except Exception as e:  # datasets raises many types for a missing/unreachable repo
         raise OSError(
             f"Could not load dataset {text!r} (split {split!r}) from the Hugging Face Hub: {e}. "
@@ -103,7 +126,7 @@ def _load_from_reference(text: str, split: str) -> Dataset:
     return _as_dataset(loaded, split, text)
 
 
-def _named(dataset: Dataset, name: str) -> Dataset:
+def _named(dataset: Corpus, name: str) -> Corpus:
     """Name a local corpus after its file or folder (the builder name, e.g. 'parquet', otherwise).
 
     The name is used in logs and in the default Hub repo name ``<user>/<name>-embeddings``.
@@ -112,12 +135,10 @@ def _named(dataset: Dataset, name: str) -> Dataset:
     return dataset
 
 
-def _as_dataset(loaded: object, split: str, name: str) -> Dataset:
+def _as_dataset(loaded: object, split: str, name: str) -> Corpus:
     if isinstance(loaded, DatasetDict):
         return _pick_split(loaded, split, name)
-    if isinstance(loaded, IterableDataset):
-        raise TypeError(f"Expected a map-style dataset from {name!r}, got a streaming one.")
-    assert isinstance(loaded, Dataset), type(loaded)
+    assert isinstance(loaded, Dataset | IterableDataset), type(loaded)
     return loaded
 
 
@@ -130,14 +151,22 @@ def _pick_split(dataset_dict: DatasetDict, split: str, name: str) -> Dataset:
     return dataset_dict[split]
 
 
-def check_text_column(dataset: Dataset, text_column: str) -> None:
-    """Fail clearly when the corpus is empty or lacks ``text_column``."""
-    if text_column not in dataset.column_names:
+def check_text_column(dataset: Corpus, text_column: str) -> None:
+    """Fail clearly when the corpus is empty or lacks ``text_column``.
+
+    A streamed corpus is checked on its first row (its column names may be unknown before).
+    """
+    first: list[dict[str, object]] | None = None
+    columns = dataset.column_names
+    if isinstance(dataset, IterableDataset):
+        first = list(dataset.take(1))
+        columns = columns or (list(first[0]) if first else [])
+    if text_column not in (columns or []):
         raise ValueError(
             f"Text column {text_column!r} not found in the corpus; its columns are "
-            f"{dataset.column_names}. Set text_column to one of them."
+            f"{columns}. Set text_column to one of them."
         )
-    if len(dataset) == 0:
+    if (len(dataset) if first is None else len(first)) == 0:
         raise ValueError(
             "The corpus is empty (0 rows); nothing to encode. Check the source, split and "
             "max_samples."
@@ -218,3 +247,75 @@ def scan_texts(
             examples,
         )
     return CorpusScan(row_ids=row_ids, fingerprint=digest.hexdigest(), skipped=skipped)
+
+
+@dataclass
+class TextStream:
+    """The valid texts of a streamed corpus, in chunks, checked as they are read.
+
+    Row ids are positions in the stream, as for a map-style corpus. Read it once: the counts
+    (``rows_read``, ``skipped``) are complete when :meth:`chunks` is exhausted.
+
+    Args:
+        dataset: The streamed corpus.
+        text_column: Column holding the texts.
+        invalid_texts: ``"skip"`` or ``"fail"`` (raised at the first invalid text; the chunks
+            read before it are not lost).
+    """
+
+    dataset: IterableDataset
+    text_column: str
+    invalid_texts: str
+    rows_read: int = 0
+    skipped: int = 0
+    _examples: list[str] = field(default_factory=list, repr=False)
+
+    def chunks(self, size: int, batch_size: int = 1000) -> Iterator[tuple[np.ndarray, list[str]]]:
+        """(row ids, texts) of ``size`` valid texts at a time; the last chunk may be shorter."""
+        row_ids: list[int] = []
+        texts: list[str] = []
+        batches = self.dataset.select_columns([self.text_column]).iter(batch_size=batch_size)
+        try:
+            for batch in batches:
+                for text in batch[self.text_column]:
+                    position = self.rows_read
+                    self.rows_read += 1
+                    if not (isinstance(text, str) and text.strip()):
+                        self._invalid(position, text)
+                        continue
+                    row_ids.append(position)
+                    texts.append(text)
+                    if len(texts) == size:
+                        yield np.asarray(row_ids, dtype=np.int64), texts
+                        row_ids, texts = [], []
+        finally:
+            batches.close()  # type: ignore[attr-defined]
+        if texts:
+            yield np.asarray(row_ids, dtype=np.int64), texts
+        self._report()
+
+    def _invalid(self, position: int, text: object) -> None:
+        if self.invalid_texts == "fail":
+            raise ValueError(
+                f"Row {position} of the streamed corpus has a None, empty or non-string "
+                f"{self.text_column!r} ({text!r}). Clean the corpus, or set invalid_texts: skip "
+                "to drop such rows; the shards written before this row are kept."
+            )
+        self.skipped += 1
+        if len(self._examples) < 3:
+            self._examples.append(f"row {position}: {text!r}")
+
+    def _report(self) -> None:
+        if self.skipped == self.rows_read:
+            raise ValueError(
+                f"All {self.rows_read} texts in column {self.text_column!r} of the streamed "
+                f"corpus are None, empty or not strings; nothing to encode."
+            )
+        if self.skipped:
+            logger.warning(
+                "Skipped %d of %d streamed rows whose %r is None, empty or not a string (%s)",
+                self.skipped,
+                self.rows_read,
+                self.text_column,
+                ", ".join(self._examples),
+            )

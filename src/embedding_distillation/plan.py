@@ -13,12 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow.compute as pc
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig, from_params, resolve_device
 from embedding_distillation.corpus import check_text_column
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import prepare_encoding
+from embedding_distillation.encoding.engine import EncodingJob, prepare_encoding
 from embedding_distillation.evaluation.metrics import EvaluationConfig, heldout_rows
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import check_training_data, prepare_student
@@ -46,7 +46,7 @@ class EncodingPlan:
 
 
 def plan_teacher_embeddings(
-    corpus: Dataset, params: dict[str, Any], compute: dict[str, Any]
+    corpus: Dataset | IterableDataset, params: dict[str, Any], compute: dict[str, Any]
 ) -> EncodingPlan:
     """Validate the encoding run (corpus, text column, options, teacher) and describe it.
 
@@ -64,33 +64,39 @@ def plan_teacher_embeddings(
     encoder = job.encoder()  # loads the teacher: the check that its weights are readable
     columns = encoder.columns()
     value_bytes = BYTES_PER_VALUE[config.embedding_dtype]
-    embedding_bytes = job.num_rows * (sum(columns.values()) * value_bytes + ROW_ID_BYTES)
-    text_bytes = _text_bytes(job.corpus.select(job.row_ids), config.text_column)
+    num_rows = job.expected_rows or 0
+    embedding_bytes = num_rows * (sum(columns.values()) * value_bytes + ROW_ID_BYTES)
+    text_bytes = _text_bytes(job, num_rows)
     batches = (
         f"batches of up to {config.max_tokens_per_batch:,} padded tokens"
         if config.max_tokens_per_batch
         else f"batches of {compute_config.batch_size} texts"
     )
+    if not job.streaming:
+        rows = f"{num_rows:,} rows to encode"
+    elif num_rows:
+        rows = f"streamed, about {num_rows:,} rows (invalid texts are counted as they come)"
+    else:
+        rows = "streamed, row count unknown until the stream ends (figures below assume 0)"
     lines = [
         f"teacher: {config.teacher_model} ({_parameters(encoder.model)} parameters, "
         f"max {encoder.max_seq_length} tokens) on {resolve_device(compute_config.device)} "
         f"in {compute_config.precision}",
-        f"corpus: {job.source_name}: {job.num_rows:,} rows to encode from column "
-        f"{config.text_column!r}"
+        f"corpus: {job.source_name}: {rows} from column {config.text_column!r}"
         + (f" ({job.skipped:,} invalid texts skipped)" if job.skipped else ""),
         "columns: "
         + ", ".join(f"{name} ({dim}-d)" for name, dim in columns.items())
         + f", stored as {config.embedding_dtype}",
-        f"shards: {job.num_shards:,} of up to {config.chunk_size:,} rows; "
+        f"shards: {-(-num_rows // config.chunk_size):,} of up to {config.chunk_size:,} rows; "
         f"{batches}, sorted by length",
         f"disk: about {_megabytes(embedding_bytes + text_bytes)} before compression "
         f"({_megabytes(embedding_bytes)} embeddings and row ids, {_megabytes(text_bytes)} text)",
-        _push_line(config, job.num_rows),
+        _push_line(config, num_rows),
     ]
     stand_in = Dataset.from_dict(
         {config.text_column: [""], **{name: [[0.0] * dim] for name, dim in columns.items()}}
     )
-    return EncodingPlan(lines, job.num_rows, stand_in)
+    return EncodingPlan(lines, num_rows, stand_in)
 
 
 def plan_distillation(
@@ -149,9 +155,16 @@ def _push_line(config: EncodingConfig, num_rows: int) -> str:
     return f"Hub push: about {commits} commit(s) of new shards to {repo}"
 
 
-def _text_bytes(dataset: Dataset, column: str) -> int:
+def _text_bytes(job: EncodingJob, num_rows: int, sample_rows: int = 1000) -> int:
+    """UTF-8 bytes of the texts to encode (a stream: its first rows' mean times ``num_rows``)."""
+    column = job.config.text_column
+    if isinstance(job.corpus, IterableDataset):
+        sample = [row[column] for row in job.corpus.take(sample_rows)]
+        sizes = [len(text.encode()) for text in sample if isinstance(text, str)]
+        return round(num_rows * sum(sizes) / len(sizes)) if sizes else 0
     total = 0
-    for batch in dataset.with_format("arrow").iter(batch_size=10_000):
+    selected = job.corpus.select(job.row_ids) if job.row_ids is not None else job.corpus
+    for batch in selected.with_format("arrow").iter(batch_size=10_000):
         total += pc.sum(pc.binary_length(batch[column])).as_py() or 0
     return total
 

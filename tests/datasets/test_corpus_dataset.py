@@ -11,6 +11,17 @@ def test_loads_a_local_parquet_file(tmp_path, corpus):
     assert dataset.load()["text"] == corpus["text"]
 
 
+def test_streaming_loads_an_iterable_dataset_and_is_described(tmp_path, corpus):
+    from datasets import IterableDataset
+
+    corpus.to_parquet(str(tmp_path / "c.parquet"))
+    dataset = CorpusDataset(source=str(tmp_path / "c.parquet"), streaming=True)
+    loaded = dataset.load()
+    assert isinstance(loaded, IterableDataset)
+    assert [row["text"] for row in loaded] == corpus["text"]
+    assert "streaming=True" in str(dataset)
+
+
 def test_optional_missing_source_loads_none(tmp_path):
     dataset = CorpusDataset(source=str(tmp_path / "gold.parquet"), optional=True)
     assert dataset.load() is None

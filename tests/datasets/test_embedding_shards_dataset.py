@@ -9,6 +9,7 @@ from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.datasets import EmbeddingShardsDataset
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import prepare_encoding
+from tests.spies import crash_at, record_encoded
 
 
 def _job(corpus, teacher, **options):
@@ -18,17 +19,6 @@ def _job(corpus, teacher, **options):
 
 def _dataset(root, save=None, load=None):
     return EmbeddingShardsDataset(filepath=str(root / "emb"), version=Version(load, save))
-
-
-class Crash(Exception):
-    pass
-
-
-def _crash_after_first_shard(job, monkeypatch):
-    original = job.encode_shard
-    monkeypatch.setattr(
-        job, "encode_shard", lambda i: (_ for _ in ()).throw(Crash()) if i == 1 else original(i)
-    )
 
 
 def test_save_then_load_a_new_version(tmp_path, corpus, teacher_dense):
@@ -43,16 +33,14 @@ def test_an_unfinished_version_of_the_same_job_is_adopted(
     tmp_path, corpus, teacher_dense, monkeypatch, caplog
 ):
     job = _job(corpus, teacher_dense)
-    _crash_after_first_shard(job, monkeypatch)
+    crash_at(monkeypatch, job, 1)
     with pytest.raises(DatasetError, match="Failed while saving"):
         _dataset(tmp_path, save="2026-01-01T00.00.00.000Z").save(job)
     monkeypatch.undo()
     assert not _dataset(tmp_path).exists()  # an unfinished version is never loaded
 
-    encoded = []
     job = _job(corpus, teacher_dense)
-    original = job.encode_shard
-    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original(i))
+    encoded = record_encoded(monkeypatch, job)
     dataset = _dataset(tmp_path, save="2026-01-02T00.00.00.000Z")
     with caplog.at_level(logging.INFO):
         dataset.save(job)
@@ -67,7 +55,7 @@ def test_an_unfinished_version_of_another_job_is_left_alone(
     tmp_path, corpus, teacher_dense, monkeypatch, caplog
 ):
     job = _job(corpus, teacher_dense, max_samples=40)
-    _crash_after_first_shard(job, monkeypatch)
+    crash_at(monkeypatch, job, 1)
     with pytest.raises(DatasetError, match="Failed while saving"):
         _dataset(tmp_path, save="2026-01-01T00.00.00.000Z").save(job)
     monkeypatch.undo()

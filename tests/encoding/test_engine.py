@@ -15,6 +15,7 @@ from embedding_distillation.encoding import engine, shards
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
+from tests.spies import Crash, crash_at, record_encoded
 
 CPU = ComputeConfig(device="cpu", batch_size=4)
 
@@ -33,10 +34,6 @@ def reference(tmp_path, corpus, teacher_dense):
     return run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "reference")).load()
 
 
-class Crash(Exception):
-    pass
-
-
 def _assert_same(resumed, reference):
     assert resumed["row_id"] == reference["row_id"] == list(range(50))
     assert resumed["text"] == reference["text"]
@@ -48,19 +45,13 @@ def test_resume_after_a_crash_inside_a_shard(
     tmp_path, corpus, teacher_dense, reference, monkeypatch
 ):
     job = _job(corpus, teacher_dense)
-    original = job.encode_shard
-    monkeypatch.setattr(
-        job, "encode_shard", lambda i: (_ for _ in ()).throw(Crash()) if i == 3 else original(i)
-    )
+    crash_at(monkeypatch, job, 3)
     with pytest.raises(Crash):
         run_encoding(job, ShardStore(tmp_path / "out"))
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["num_rows"] == 24
-    monkeypatch.undo()
 
-    encoded = []
     job = _job(corpus, teacher_dense)
-    original_table = job.encode_shard
-    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original_table(i))
+    encoded = record_encoded(monkeypatch, job)
     _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
     assert encoded == [3, 4, 5, 6]  # shards 0-2 were not encoded again
 
@@ -86,10 +77,8 @@ def test_resume_after_a_crash_during_the_manifest_write(
     # instead of encoding it again (a half-written shard only ever has a temporary name).
     assert (tmp_path / "out" / "data" / "train-00002.parquet").exists()
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["num_rows"] == 16
-    encoded = []
     job = _job(corpus, teacher_dense)
-    original_shard = job.encode_shard
-    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original_shard(i))
+    encoded = record_encoded(monkeypatch, job)
     _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
     assert encoded == [3, 4, 5, 6]
 
@@ -97,7 +86,7 @@ def test_resume_after_a_crash_during_the_manifest_write(
 def test_a_finished_folder_is_reused_without_encoding(tmp_path, corpus, teacher_dense, monkeypatch):
     run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path))
     job = _job(corpus, teacher_dense)
-    monkeypatch.setattr(job, "encode_shard", lambda i: pytest.fail("re-encoded"))
+    monkeypatch.setattr(job, "encode_shard", lambda s: pytest.fail("re-encoded"))
     assert run_encoding(job, ShardStore(tmp_path)).load().num_rows == 50
 
 
@@ -212,7 +201,7 @@ SCRIPT = textwrap.dedent(
     )
     if sys.argv[4] == "slow":
         table = job.encode_shard
-        job.encode_shard = lambda i: (time.sleep(0.3), table(i))[1]
+        job.encode_shard = lambda s: (time.sleep(0.3), table(s))[1]
     engine.run_encoding(job, ShardStore(sys.argv[2]))
     """
 )
@@ -301,12 +290,10 @@ def test_one_process_finishes_what_several_left_with_gaps(
     job = _job(corpus, teacher_dense)
     store = ShardStore(tmp_path / "out")
     store.begin(job.identity())
-    for index in (1, 3):
-        store.write_shard_file(index, job.encode_shard(index).table)
+    for shard in job.shards(done={0, 2, 4, 5, 6}):  # shards 1 and 3
+        store.write_shard_file(shard.index, job.encode_shard(job.tokenize(shard)).table)
 
-    encoded = []
     job = _job(corpus, teacher_dense)
-    original = job.encode_shard
-    monkeypatch.setattr(job, "encode_shard", lambda i: encoded.append(i) or original(i))
+    encoded = record_encoded(monkeypatch, job)
     _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
     assert encoded == [0, 2, 4, 5, 6]

@@ -265,7 +265,7 @@ class Handler(BaseHTTPRequestHandler):
         self._body()
         self._send(200, {"errors": [], "warnings": []})
 
-    def repo_info(self, kind: str, repo_id: str, rev: str) -> None:
+    def repo_info(self, kind: str, repo_id: str, rev: str = "main") -> None:
         repo = self._repo(kind, repo_id)
         if repo is None:
             return
@@ -390,6 +390,7 @@ ROUTES = [
     (r"POST /api/repos/create", Handler.create_repo),
     (r"POST /api/validate-yaml", Handler.validate_yaml),
     (rf"GET /api/(?P<kind>dataset|model)s/{_REPO}/revision/(?P<rev>[^/]+)", Handler.repo_info),
+    (rf"GET /api/(?P<kind>dataset|model)s/{_REPO}", Handler.repo_info),  # revision main
     (
         rf"GET /api/(?P<kind>dataset|model)s/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?",
         Handler.tree,

@@ -1,5 +1,6 @@
 """The API and the Kedro dataset against the local Hub: pushes, endpoint, resume elsewhere."""
 
+import numpy as np
 import pytest
 
 from embedding_distillation import TeacherEmbeddingsGenerator
@@ -17,9 +18,9 @@ def encoded(monkeypatch):
     calls = []
     original = EncodingJob.encode_shard
 
-    def spy(self, index):
-        calls.append(index)
-        return original(self, index)
+    def spy(self, shard):
+        calls.append(shard.index)
+        return original(self, shard)
 
     monkeypatch.setattr(EncodingJob, "encode_shard", spy)
     monkeypatch.setattr(client, "DEFAULT_RETRY", RetryPolicy(attempts=2, first_wait=0.0))
@@ -32,11 +33,13 @@ def test_a_failed_push_resumes_on_another_machine(
     generator = TeacherEmbeddingsGenerator(teacher_plain, device="cpu", chunk_size=10)
     push = dict(repo_id="alice/emb", push_every=20, token=TOKEN, endpoint=local_hub.url)
 
-    # First machine: the first push (shards 0-1) lands, the second fails for good.
+    # First machine: the first push (shards 0-1) lands, the second fails for good. The push
+    # runs while shard 4 is being encoded; shard 4 is still written before the error.
     local_hub.fail(r"/commit/", status=500, after=1, times=2)
     with pytest.raises(HubError, match="after 2 attempts.*run the same command again"):
         generator.generate_and_push(corpus, output_dir=tmp_path / "a", **push)
-    assert encoded == [0, 1, 2, 3]
+    assert encoded == [0, 1, 2, 3, 4]
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*.parquet"))[-1] == "train-00004.parquet"
     assert len(local_hub.commits("alice/emb")) == 1
 
     # Second machine, empty folder: downloads shards 0-1 and encodes only 2-4.
@@ -62,3 +65,29 @@ def test_the_kedro_dataset_pushes_with_its_credentials_and_endpoint(
     dataset.save(job)
     assert len(local_hub.commits("alice/news-embeddings")) == 2
     assert dataset.load()["row_id"] == list(range(50))
+
+
+def test_a_hub_corpus_is_streamed_and_equals_the_downloaded_one(
+    tmp_path, local_hub, corpus, teacher_plain
+):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=local_hub.url, token=TOKEN)
+    api.create_repo("alice/news", repo_type="dataset")
+    corpus.to_parquet(tmp_path / "train.parquet")
+    api.upload_file(
+        path_or_fileobj=tmp_path / "train.parquet",
+        path_in_repo="data/train-00000-of-00001.parquet",
+        repo_id="alice/news",
+        repo_type="dataset",
+    )
+    generator = TeacherEmbeddingsGenerator(teacher_plain, device="cpu", chunk_size=20)
+
+    streamed = generator.generate("alice/news", output_dir=tmp_path / "s", streaming=True)
+    downloaded = generator.generate("alice/news", output_dir=tmp_path / "d")
+
+    assert streamed["text"] == downloaded["text"] == corpus["text"]
+    np.testing.assert_array_equal(
+        np.asarray(streamed["teacher_embedding_final"]),
+        np.asarray(downloaded["teacher_embedding_final"]),
+    )

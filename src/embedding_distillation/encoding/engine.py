@@ -4,28 +4,31 @@
 texts, layer indices against the teacher's config) before any weights are loaded; the returned
 :class:`EncodingJob` is run by :func:`run_encoding` into a :class:`ShardStore`.
 
-Per shard: the texts are read from the memory-mapped corpus, measured in tokens once, sorted
-by length, cut into batches (``batch_size`` texts, or ``max_tokens_per_batch`` padded tokens),
-tokenized one batch ahead in a background thread while the teacher runs, and written back in
-corpus order.
+Per shard, in a background thread one shard ahead of the teacher: the texts are read from the
+memory-mapped corpus (or the next ``chunk_size`` valid texts from a streamed one), tokenized
+once, sorted by length and cut into batches (``batch_size`` texts, or ``max_tokens_per_batch``
+padded tokens). The teacher's outputs stay on its device
+until the shard is done, are put back in corpus order, and the shard is written to Parquet in a
+second background thread while the teacher runs the next one.
 """
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
-from datasets import Dataset
+from datasets import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig, resolve_device
-from embedding_distillation.corpus import limit_rows, scan_texts
+from embedding_distillation.corpus import TextStream, check_text_column, limit_rows, scan_texts
 from embedding_distillation.distributed import describe
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
 from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
@@ -45,6 +48,30 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
+class ShardTexts:
+    """The rows of one shard: their row ids (positions in the corpus) and texts."""
+
+    index: int
+    row_ids: np.ndarray
+    texts: list[str]
+
+
+@dataclass
+class TokenizedShard:
+    """One shard's texts, tokenized and cut into length-sorted batches."""
+
+    shard: ShardTexts
+    batches: list[tuple[np.ndarray, dict[str, Any]]]  # (positions in the shard, features)
+    tokens: int
+    truncated: int
+
+    @property
+    def index(self) -> int:
+        """The shard's number."""
+        return self.shard.index
+
+
+@dataclass
 class EncodedShard:
     """One encoded shard and what it cost."""
 
@@ -55,29 +82,58 @@ class EncodedShard:
 
 @dataclass
 class EncodingJob:
-    """A validated encoding job: which rows to encode and how; the teacher loads lazily."""
+    """A validated encoding job: which rows to encode and how; the teacher loads lazily.
+
+    A map-style corpus was scanned up front (``row_ids``, ``corpus_fingerprint``); a streamed
+    one (``row_ids`` is ``None``) is read once while encoding, and its row and shard counts are
+    known when the stream ends.
+    """
 
     config: EncodingConfig
     compute: ComputeConfig
-    corpus: Dataset
+    corpus: Dataset | IterableDataset
     teacher_source: str
-    row_ids: np.ndarray
+    row_ids: np.ndarray | None
     layers: list[int] | None
     corpus_fingerprint: str
     skipped: int = 0
     source_name: str = "corpus"
     _encoder: TeacherEncoder | None = field(default=None, repr=False)
     _identity: dict[str, Any] | None = field(default=None, repr=False)
+    _stream: TextStream | None = field(default=None, repr=False)
+    _streamed_shards: int | None = field(default=None, repr=False)
+    _tokenizer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
-    def num_rows(self) -> int:
-        """Rows that will be written (valid texts only)."""
-        return len(self.row_ids)
+    def streaming(self) -> bool:
+        """True for a streamed corpus."""
+        return self.row_ids is None
 
     @property
-    def num_shards(self) -> int:
-        """Shards of ``chunk_size`` rows."""
-        return -(-self.num_rows // self.config.chunk_size)
+    def num_rows(self) -> int | None:
+        """Rows that will be written (valid texts only); for a stream, once it has ended."""
+        if self.row_ids is not None:
+            return len(self.row_ids)
+        if self._stream is None or self._streamed_shards is None:
+            return None
+        return self._stream.rows_read - self._stream.skipped
+
+    @property
+    def num_shards(self) -> int | None:
+        """Shards of ``chunk_size`` rows; for a stream, once it has ended."""
+        if self.row_ids is None:
+            return self._streamed_shards
+        return -(-len(self.row_ids) // self.config.chunk_size)
+
+    @property
+    def expected_rows(self) -> int | None:
+        """Rows to expect, for progress bars: exact when scanned, else what the source says."""
+        if self.row_ids is not None:
+            return len(self.row_ids)
+        split = (self.corpus.info.splits or {}).get(self.config.split)
+        announced = split.num_examples if split is not None and split.num_examples else None
+        limits = [n for n in (announced, self.config.max_samples) if n]
+        return min(limits) if limits else None
 
     @property
     def device(self) -> torch.device:
@@ -108,53 +164,121 @@ class EncodingJob:
                 "max_seq_length": encoder.max_seq_length,
                 "precision": self.compute.precision,
                 "corpus_fingerprint": self.corpus_fingerprint,
-                "num_rows": self.num_rows,
+                # A stream's length is unknown up front: its limit stands in for it.
+                "num_rows": self.config.max_samples if self.streaming else self.num_rows,
             }
         return self._identity
 
-    def shard_rows(self, index: int) -> np.ndarray:
-        """Row ids of shard ``index``."""
-        start = index * self.config.chunk_size
-        return self.row_ids[start : start + self.config.chunk_size]
+    def shards(
+        self, done: set[int], check_done: Callable[[ShardTexts], None] | None = None
+    ) -> Generator[ShardTexts]:
+        """This process's shards still to encode, in order, with their texts.
 
-    def encode_shard(self, index: int) -> EncodedShard:
-        """Encode shard ``index``: its rows in corpus order, plus token and truncation counts."""
-        row_ids = self.shard_rows(index)
-        texts = list(self.corpus.select(row_ids)[self.config.text_column])
-        embeddings, tokens, truncated = self.encode_texts(texts)
+        The i-th shard missing from ``done`` goes to rank ``i % world_size``. A map-style
+        corpus reads only those shards; a stream is read to its end (each process reads all of
+        it), and ``check_done`` sees each done shard as it passes, so a resumed run can check
+        that the stream still holds the rows it wrote before.
+        """
+        rank, world = distributed.rank(), distributed.world_size()
+        missing = 0
+        for index, row_ids, texts in self._all_shards(done):
+            if index in done:
+                if check_done is not None and texts is not None:
+                    check_done(ShardTexts(index, row_ids, texts))
+                continue
+            if missing % world == rank:
+                yield ShardTexts(index, row_ids, texts or self._read_texts(row_ids))
+            missing += 1
+
+    def _all_shards(self, done: set[int]) -> Iterator[tuple[int, np.ndarray, list[str] | None]]:
+        if self.row_ids is not None:  # texts are read only for the shards that are encoded
+            size = self.config.chunk_size
+            for index in range(self.num_shards or 0):
+                yield index, self.row_ids[index * size : (index + 1) * size], None
+            return
+        assert isinstance(self.corpus, IterableDataset)
+        self._stream = TextStream(self.corpus, self.config.text_column, self.config.invalid_texts)
+        self._streamed_shards = None
+        count = 0
+        for index, (row_ids, texts) in enumerate(self._stream.chunks(self.config.chunk_size)):
+            count = index + 1
+            yield index, row_ids, texts
+        self._streamed_shards = count
+        self.skipped = self._stream.skipped
+
+    def _read_texts(self, row_ids: np.ndarray) -> list[str]:
+        assert isinstance(self.corpus, Dataset)
+        return list(self.corpus.select(row_ids)[self.config.text_column])
+
+    def encode_shard(self, tokenized: TokenizedShard) -> EncodedShard:
+        """Encode a tokenized shard: its rows in corpus order, plus token and truncation counts."""
+        embeddings = self.encode_batches(tokenized.batches)
         columns: dict[str, pa.Array] = {
-            ROW_ID_COLUMN: pa.array(row_ids, type=pa.int64()),
-            self.config.text_column: pa.array(texts, type=pa.string()),
+            ROW_ID_COLUMN: pa.array(tokenized.shard.row_ids, type=pa.int64()),
+            self.config.text_column: pa.array(tokenized.shard.texts, type=pa.string()),
         }
         for name in self.encoder().columns():
             columns[name] = embedding_array(embeddings[name], self.config.embedding_dtype)
-        return EncodedShard(pa.table(columns), tokens, truncated)
+        return EncodedShard(pa.table(columns), tokenized.tokens, tokenized.truncated)
 
-    def encode_texts(self, texts: list[str]) -> tuple[dict[str, np.ndarray], int, int]:
-        """Encode texts in length-sorted batches; outputs come back in input order.
+    def tokenize_next(self, shards: Iterator[ShardTexts]) -> "Future[TokenizedShard | None]":
+        """Read and tokenize the next of ``shards`` in the background (``None`` at the end).
 
-        Returns:
-            (column -> (rows, dim) float32 array, tokens read, texts truncated).
+        Every tokenizer call and every read of ``shards`` runs in this one thread, in order: a
+        fast tokenizer must not be used from two threads at once.
         """
+        if self._tokenizer_thread is None:
+            self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokenize")
+
+        def work() -> TokenizedShard | None:
+            shard = next(shards, None)
+            return None if shard is None else self.tokenize(shard)
+
+        return self._tokenizer_thread.submit(work)
+
+    def stop_tokenizing(self) -> None:
+        """Let queued tokenization finish and end its thread."""
+        if self._tokenizer_thread is not None:
+            self._tokenizer_thread.shutdown(wait=True, cancel_futures=True)
+        self._tokenizer_thread = None
+
+    def tokenize(self, shard: ShardTexts) -> TokenizedShard:
+        """Tokenize a shard's texts once, as the teacher does, and cut them into batches."""
+        texts = shard.texts
         encoder = self.encoder()
-        full_lengths = token_lengths(encoder, texts)
+        features = encoder.tokenize(texts)
+        lengths = features["attention_mask"].sum(dim=1).numpy()
         limit = encoder.max_seq_length
-        lengths = np.minimum(full_lengths, limit)
+        at_limit = np.flatnonzero(lengths >= limit)  # truncated, or exactly at the limit
+        truncated = int((token_lengths(encoder, [texts[i] for i in at_limit]) > limit).sum())
         order = np.argsort(-lengths, kind="stable")
-        batches = list(self._batches(order, lengths))
-        parts: dict[str, list[np.ndarray]] = {}
-        with ThreadPoolExecutor(max_workers=1) as pool:  # tokenize the next batch meanwhile
-            pending = pool.submit(encoder.tokenize, [texts[i] for i in batches[0]])
-            for number in range(len(batches)):
-                features = pending.result()
-                if number + 1 < len(batches):
-                    next_texts = [texts[i] for i in batches[number + 1]]
-                    pending = pool.submit(encoder.tokenize, next_texts)
-                for name, values in encoder.forward(features).items():
-                    parts.setdefault(name, []).append(values)
-        inverse = np.argsort(order, kind="stable")
-        outputs = {name: np.concatenate(chunks)[inverse] for name, chunks in parts.items()}
-        return outputs, int(lengths.sum()), int((full_lengths > limit).sum())
+        pin = self.device.type == "cuda"
+        left = encoder.model.tokenizer.padding_side == "left"
+        batches = [
+            (positions, _slice_batch(features, positions, int(lengths[positions].max()), left, pin))
+            for positions in self._batches(order, lengths)
+        ]
+        return TokenizedShard(shard, batches, int(lengths.sum()), truncated)
+
+    def encode_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Encode ``texts`` in length-sorted batches; column -> (rows, dim) float32, in order."""
+        shard = ShardTexts(0, np.arange(len(texts), dtype=np.int64), texts)
+        return self.encode_batches(self.tokenize(shard).batches)
+
+    def encode_batches(
+        self, batches: list[tuple[np.ndarray, dict[str, Any]]]
+    ) -> dict[str, np.ndarray]:
+        """Run the teacher on every batch; outputs come back in the shard's order."""
+        encoder = self.encoder()
+        parts: dict[str, list[torch.Tensor]] = {}
+        for _, features in batches:
+            for name, values in encoder.forward_on_device(features).items():
+                parts.setdefault(name, []).append(values)
+        positions = np.concatenate([p for p, _ in batches]) if batches else np.empty(0, int)
+        inverse = torch.from_numpy(np.argsort(positions, kind="stable"))
+        return {  # one copy to the host per column and shard
+            name: torch.cat(chunks).cpu()[inverse].numpy() for name, chunks in parts.items()
+        }
 
     def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
         """Cut the length-sorted positions into batches by count or by padded-token budget."""
@@ -171,20 +295,46 @@ class EncodingJob:
             start += count
 
 
+def _slice_batch(
+    features: dict[str, Any], positions: np.ndarray, width: int, left: bool, pin: bool
+) -> dict[str, Any]:
+    """The rows ``positions`` of a shard's padded features, cut to the batch's longest text."""
+    rows = torch.from_numpy(positions)
+    batch: dict[str, Any] = {}
+    for key, value in features.items():
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            batch[key] = value  # e.g. "modality"
+            continue
+        picked = value[rows]
+        if picked.dim() == 2:
+            picked = picked[:, -width:] if left else picked[:, :width]
+        batch[key] = picked.pin_memory() if pin else picked
+    return batch
+
+
 def token_lengths(encoder: TeacherEncoder, texts: list[str]) -> np.ndarray:
     """Token count of each text with special tokens, before truncation."""
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
     tokenizer = encoder.model.tokenizer
     ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
     return np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(texts))
 
 
 def prepare_encoding(
-    corpus: Dataset, config: EncodingConfig, compute: ComputeConfig, *, source_name: str = "corpus"
+    corpus: Dataset | IterableDataset,
+    config: EncodingConfig,
+    compute: ComputeConfig,
+    *,
+    source_name: str = "corpus",
 ) -> EncodingJob:
     """Validate the corpus and options against the teacher's config; load no weights.
 
+    A map-style corpus is scanned in full here (every text checked, rows counted,
+    fingerprinted); a streamed one is checked on its first row, and its texts as they arrive.
+
     Args:
-        corpus: The source rows (read lazily from its Arrow files).
+        corpus: The source rows (read lazily from its Arrow files, or streamed).
         config: The ``teacher_embeddings`` options (``max_samples`` is applied here).
         compute: Device and precision options.
         source_name: Name of the corpus (for logs and the default Hub repo name).
@@ -193,7 +343,12 @@ def prepare_encoding(
         A job ready for :func:`run_encoding`.
     """
     corpus = limit_rows(corpus, config.max_samples)
-    scan = scan_texts(corpus, config.text_column, invalid_texts=config.invalid_texts)
+    if isinstance(corpus, IterableDataset):
+        check_text_column(corpus, config.text_column)
+        row_ids, fingerprint, skipped = None, "streamed", 0
+    else:
+        scan = scan_texts(corpus, config.text_column, invalid_texts=config.invalid_texts)
+        row_ids, fingerprint, skipped = scan.row_ids, scan.fingerprint, scan.skipped
     source = resolve_model_source(config.teacher_model, what="teacher_model")
     layers = None
     if config.output_type == "hidden_states":
@@ -205,10 +360,10 @@ def prepare_encoding(
         compute=compute,
         corpus=corpus,
         teacher_source=source,
-        row_ids=scan.row_ids,
+        row_ids=row_ids,
         layers=layers,
-        corpus_fingerprint=scan.fingerprint,
-        skipped=scan.skipped,
+        corpus_fingerprint=fingerprint,
+        skipped=skipped,
         source_name=source_name,
     )
 
@@ -246,60 +401,16 @@ def run_encoding(
         if main and on_shard is not None:
             on_shard(store, 0, True)
         return store
-    missing = [index for index in range(job.num_shards) if index not in done]
-    mine = missing[distributed.rank() :: distributed.world_size()]
-    if done:
-        logger.info(
-            "Resuming: %d of %d shards already done in %s", len(done), job.num_shards, store.folder
-        )
-    if distributed.world_size() > 1:
-        logger.info("Encoding %d of the %d missing shards%s", len(mine), len(missing), describe())
-    done_rows = sum(len(job.shard_rows(index)) for index in done)
+    _log_share(job, done, store)
     started = time.perf_counter()
-    tokens = truncated = unreported = 0
-    with tqdm(  # rank 0 shows the rows listed in the manifest, whoever encoded them
-        total=job.num_rows,
-        initial=(store.manifest() or {}).get("num_rows", 0) if main else 0,
-        desc="Encoding",
-        unit="text",
-        dynamic_ncols=True,
-        disable=not main,
-    ) as progress:
-        for index in mine:
-            shard = job.encode_shard(index)
-            store.write_shard_file(index, shard.table)
-            tokens += shard.tokens
-            truncated += shard.truncated
-            logger.info(
-                "Shard %d/%d written (%d rows, %s)%s",
-                index + 1,
-                job.num_shards,
-                shard.table.num_rows,
-                store.shard_file(index),
-                describe(),
-            )
-            if not main:
-                continue
-            listed = store.list_completed()
-            progress.update(listed)
-            progress.set_postfix(
-                tokens_per_s=f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f}"
-            )
-            unreported += listed
-            if unreported and on_shard is not None and store.num_listed() < job.num_shards:
-                on_shard(store, unreported, False)
-                unreported = 0
-        distributed.barrier()  # every shard file is written
-        if main:
-            listed = store.list_completed()
-            progress.update(listed)
-            unreported += listed
-    counts = distributed.all_gather_object((tokens, truncated))  # every process's share
-    tokens, truncated = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    check_done = _same_rows_as(store, job.config.text_column) if main and job.streaming else None
+    rows, tokens, truncated, unreported = _encode_shards(job, store, done, check_done, on_shard)
+    counts = distributed.all_gather_object((rows, tokens, truncated))  # every process's share
+    rows, tokens, truncated = (sum(c[i] for c in counts) for i in range(3))
     elapsed = time.perf_counter() - started
     if main:
         _check_all_listed(job, store)
-        store.finish(**_summary(job, done_rows, elapsed, tokens, truncated))
+        store.finish(**_summary(job, rows, elapsed, tokens, truncated))
         if on_shard is not None:
             on_shard(store, unreported, True)
         if truncated:
@@ -308,14 +419,123 @@ def run_encoding(
                 truncated,
                 job.encoder().max_seq_length,
             )
-        logger.info(
-            "Encoded %d texts in %.1f s into %s",
-            job.num_rows - done_rows,
-            elapsed,
-            store.folder,
-        )
+        logger.info("Encoded %d texts in %.1f s into %s", rows, elapsed, store.folder)
     distributed.barrier()  # nobody reads the folder before rank 0 marks it complete
     return store
+
+
+def _encode_shards(
+    job: EncodingJob,
+    store: ShardStore,
+    done: set[int],
+    check_done: Callable[[ShardTexts], None] | None,
+    on_shard: ShardCallback | None,
+) -> tuple[int, int, int, int]:
+    """Encode and write this process's shards; returns (rows, tokens, truncated, unreported).
+
+    The next shard is tokenized and the previous one written while the teacher runs this one.
+    """
+    main = distributed.is_main()
+    started = time.perf_counter()
+    rows = tokens = truncated = unreported = 0
+
+    def write(index: int, shard: EncodedShard) -> int:  # in the writer thread
+        store.write_shard_file(index, shard.table)
+        logger.info(
+            "Shard %d%s written (%d rows, %s)%s",
+            index + 1,
+            f"/{job.num_shards}" if job.num_shards is not None else "",
+            shard.table.num_rows,
+            store.shard_file(index),
+            describe(),
+        )
+        return store.list_completed() if main else 0
+
+    def written(listed: int) -> None:  # back in this thread, one write at a time
+        nonlocal unreported
+        progress.update(listed)
+        progress.set_postfix(
+            tokens_per_s=f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f}"
+        )
+        unreported += listed
+        if unreported and on_shard is not None and not _all_listed(job, store):
+            on_shard(store, unreported, False)
+            unreported = 0
+
+    shards = job.shards(done, check_done)
+    with (
+        tqdm(  # rank 0 shows the rows listed in the manifest, whoever encoded them
+            total=job.expected_rows,
+            initial=(store.manifest() or {}).get("num_rows", 0) if main else 0,
+            desc="Encoding",
+            unit="text",
+            dynamic_ncols=True,
+            disable=not main,
+        ) as progress,
+        ThreadPoolExecutor(1, thread_name_prefix="write-shard") as writer,
+    ):
+        writing: Future[int] | None = None
+        try:
+            upcoming = job.tokenize_next(shards)
+            while (tokenized := upcoming.result()) is not None:
+                upcoming = job.tokenize_next(shards)  # tokenized while this one encodes
+                shard = job.encode_shard(tokenized)
+                rows += shard.table.num_rows
+                tokens += shard.tokens
+                truncated += shard.truncated
+                listed = writing.result() if writing is not None else 0  # a failed write stops
+                try:  # the previous shard's bookkeeping (and Hub push) first, in order
+                    written(listed)
+                finally:  # this shard is written even when that push failed
+                    writing = writer.submit(write, tokenized.index, shard)
+            if writing is not None:
+                written(writing.result())
+        finally:
+            job.stop_tokenizing()
+            shards.close()
+        distributed.barrier()  # every shard file is written
+        if main:
+            listed = store.list_completed()
+            progress.update(listed)
+            unreported += listed
+    return rows, tokens, truncated, unreported
+
+
+def _log_share(job: EncodingJob, done: set[int], store: ShardStore) -> None:
+    total = job.num_shards  # None for a stream
+    if done:
+        of_total = f" of {total}" if total is not None else ""
+        logger.info("Resuming: %d%s shards already done in %s", len(done), of_total, store.folder)
+    world = distributed.world_size()
+    if world == 1:
+        return
+    if total is None:
+        logger.info("Encoding every %d-th shard still missing from the stream%s", world, describe())
+        return
+    missing = [index for index in range(total) if index not in done]
+    mine = len(missing[distributed.rank() :: world])
+    logger.info("Encoding %d of the %d missing shards%s", mine, len(missing), describe())
+
+
+def _all_listed(job: EncodingJob, store: ShardStore) -> bool:
+    """True when the manifest lists every shard (never before a stream has ended)."""
+    return job.num_shards is not None and store.num_listed() >= job.num_shards
+
+
+def _same_rows_as(store: ShardStore, text_column: str) -> Callable[[ShardTexts], None]:
+    """A check that a streamed shard holds the rows that ``store`` wrote for it before."""
+
+    def check(shard: ShardTexts) -> None:
+        table = pq.read_table(store.folder / store.shard_file(shard.index))
+        same_ids = np.array_equal(table.column(ROW_ID_COLUMN).to_numpy(), shard.row_ids)
+        if not (same_ids and table.column(text_column).to_pylist() == shard.texts):
+            raise ShardFolderError(
+                f"The streamed corpus no longer matches {store.folder}: shard {shard.index} "
+                "was written from other rows. The source changed since the first run; delete "
+                "that folder or choose another output folder to start fresh."
+            )
+
+    return check
 
 
 def _check_all_listed(job: EncodingJob, store: ShardStore) -> None:
@@ -331,9 +551,8 @@ def _check_all_listed(job: EncodingJob, store: ShardStore) -> None:
 
 
 def _summary(
-    job: EncodingJob, done_rows: int, elapsed: float, tokens: int, truncated: int
+    job: EncodingJob, encoded: int, elapsed: float, tokens: int, truncated: int
 ) -> dict[str, Any]:
-    encoded = job.num_rows - done_rows
     return {
         "teacher_model": job.config.teacher_model,
         "layers": job.layers,

@@ -6,7 +6,6 @@ from typing import Any
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.util import batch_to_device
 
 from embedding_distillation.encoding.config import (
     FINAL_COLUMN,
@@ -111,9 +110,12 @@ class TeacherEncoder:
         return self.model.preprocess(texts)
 
     @torch.inference_mode()
-    def forward(self, features: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Run the teacher once and return float32 arrays keyed by output column."""
-        features = batch_to_device(features, self.model.device)
+    def forward_on_device(self, features: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Run the teacher once; float32 tensors keyed by output column, left on the device.
+
+        Leaving them there lets the host queue the next batch without waiting for this one.
+        """
+        features = to_device(features, self.model.device)
         outputs: dict[str, torch.Tensor] = {}
         for index, module in enumerate(self._modules):
             features = module(features)
@@ -131,4 +133,18 @@ class TeacherEncoder:
                 hidden_state_column(i): mean_pool(hidden[i].float(), features["attention_mask"])
                 for i in self.layers
             }
-        return {name: t.float().cpu().numpy() for name, t in outputs.items()}
+        return {name: t.float() for name, t in outputs.items()}
+
+    def forward(self, features: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Run the teacher once and return float32 arrays keyed by output column."""
+        return {name: t.cpu().numpy() for name, t in self.forward_on_device(features).items()}
+
+
+def to_device(features: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move a batch's tensors to ``device``; from pinned memory the copy does not block."""
+    return {
+        key: value.to(device, non_blocking=value.is_pinned())
+        if isinstance(value, torch.Tensor)
+        else value
+        for key, value in features.items()
+    }
