@@ -804,8 +804,8 @@ def results_markdown(report: Report, context: dict[str, str]) -> str:
 - CPU: {context["cpu"]} ({os.cpu_count()} logical cores), load average at start {context["load"]}
 - threads: {context["threads"]} (`OMP_NUM_THREADS`, `MKL_NUM_THREADS`, `RAYON_NUM_THREADS`,
   `torch.set_num_threads`) in every child
-- rows: {context["rows"]} texts of `data/01_raw/corpus/demo_corpus.parquet` (text column only)
-- teacher: `{context["teacher"]}`, batch size {BATCH_SIZE}, device cpu
+- rows: {context["rows"]}
+- teacher: {context["teacher"]}, batch size {BATCH_SIZE}, device cpu
 - total runtime: {context["runtime"]}
 
 Wall seconds run from just after the imports to the output written (model load, corpus read,
@@ -885,8 +885,10 @@ def run_benchmark(args: argparse.Namespace) -> None:
         "cpu": cpu_model(),
         "load": load_average(),
         "threads": str(args.threads),
-        "rows": f"{args.rows:,}",
-        "teacher": os.path.relpath(teacher, ROOT),
+        "rows": "synthetic corpora only (--memory-only)"
+        if args.memory_only
+        else f"{args.rows:,} texts of `data/01_raw/corpus/demo_corpus.parquet` (text column only)",
+        "teacher": "a tiny one" if args.memory_only else f"`{os.path.relpath(teacher, ROOT)}`",
     }
     WORK.mkdir(parents=True, exist_ok=True)
     corpus = prepare_corpus(args.rows)
