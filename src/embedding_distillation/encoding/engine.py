@@ -181,16 +181,19 @@ class EncodingJob:
         """
         rank, world = distributed.rank(), distributed.world_size()
         missing = 0
-        for index, row_ids, texts in self._all_shards(done):
+        for index, row_ids, texts in self._all_shards():
             if index in done:
                 if check_done is not None and texts is not None:
                     check_done(ShardTexts(index, row_ids, texts))
                 continue
             if missing % world == rank:
-                yield ShardTexts(index, row_ids, texts or self._read_texts(row_ids))
+                yield ShardTexts(
+                    index, row_ids, self._read_texts(row_ids) if texts is None else texts
+                )
             missing += 1
 
-    def _all_shards(self, done: set[int]) -> Iterator[tuple[int, np.ndarray, list[str] | None]]:
+    def _all_shards(self) -> Iterator[tuple[int, np.ndarray, list[str] | None]]:
+        """Every shard in order: (index, row ids, texts, or None where not read yet)."""
         if self.row_ids is not None:  # texts are read only for the shards that are encoded
             size = self.config.chunk_size
             for index in range(self.num_shards or 0):
