@@ -122,6 +122,27 @@ def test_embeddings_do_not_depend_on_batch_mates(tmp_path, corpus, teacher_dense
     )
 
 
+def test_large_shards_are_tokenized_in_windows_of_similar_lengths(
+    corpus, teacher_dense, monkeypatch
+):
+    job = _job(corpus, teacher_dense)  # batch_size 4
+    shard = engine.ShardTexts(0, np.arange(50), list(corpus["text"]))
+    whole = job.encode_texts(shard.texts)  # one window of 50
+    monkeypatch.setattr(engine, "TOKENIZE_WINDOW", 7)
+    tokenized = job.tokenize(shard)
+    positions = [rows for rows, _ in tokenized.batches]
+    assert sorted(np.concatenate(positions).tolist()) == list(range(50))
+    assert len(positions) == 8 * 2 - 1  # 7 windows of 7 texts (4 + 3) and one of 1
+    lengths = engine.token_lengths(job.encoder(), shard.texts)
+    for rows, features in tokenized.batches:  # each batch is cut to its own longest text
+        assert features["input_ids"].shape == (len(rows), lengths[rows].max())
+    assert tokenized.tokens == lengths.sum()
+    windowed = job.encode_batches(tokenized.batches)
+    np.testing.assert_allclose(
+        windowed["teacher_embedding_final"], whole["teacher_embedding_final"], atol=1e-5
+    )
+
+
 def test_token_budget_batches_respect_the_budget(corpus, teacher_dense):
     job = _job(corpus, teacher_dense, max_tokens_per_batch=64)
     lengths = engine.token_lengths(job.encoder(), list(corpus["text"]))

@@ -46,6 +46,8 @@ from embedding_distillation.models import (
 
 logger = logging.getLogger(__name__)
 
+TOKENIZE_WINDOW = 4096  # texts tokenized and padded together (the longest batch of short texts)
+
 
 @dataclass
 class ShardTexts:
@@ -246,22 +248,36 @@ class EncodingJob:
         self._tokenizer_thread = None
 
     def tokenize(self, shard: ShardTexts) -> TokenizedShard:
-        """Tokenize a shard's texts once, as the teacher does, and cut them into batches."""
+        """Tokenize a shard's texts once, as the teacher does, and cut them into batches.
+
+        Texts are taken longest first (by characters) in windows of ``TOKENIZE_WINDOW``, each
+        tokenized and padded on its own, so the token ids held stay close to the real tokens
+        however large ``chunk_size`` is; within a window, batches follow the token lengths.
+        """
         texts = shard.texts
         encoder = self.encoder()
-        features = encoder.tokenize(texts)
-        lengths = features["attention_mask"].sum(dim=1).numpy()
         limit = encoder.max_seq_length
-        at_limit = np.flatnonzero(lengths >= limit)  # truncated, or exactly at the limit
-        truncated = int((token_lengths(encoder, [texts[i] for i in at_limit]) > limit).sum())
-        order = np.argsort(-lengths, kind="stable")
         pin = self.device.type == "cuda"
         left = encoder.model.tokenizer.padding_side == "left"
-        batches = [
-            (positions, _slice_batch(features, positions, int(lengths[positions].max()), left, pin))
-            for positions in self._batches(order, lengths)
-        ]
-        return TokenizedShard(shard, batches, int(lengths.sum()), truncated)
+        by_chars = (
+            np.argsort([-len(text) for text in texts], kind="stable")
+            if len(texts) > TOKENIZE_WINDOW
+            else np.arange(len(texts))  # one window: the order does not matter
+        )
+        batches: list[tuple[np.ndarray, dict[str, Any]]] = []
+        tokens = truncated = 0
+        for start in range(0, len(texts), TOKENIZE_WINDOW):
+            window = by_chars[start : start + TOKENIZE_WINDOW]
+            features = encoder.tokenize([texts[i] for i in window])
+            lengths = features["attention_mask"].sum(dim=1).numpy()
+            at_limit = window[lengths >= limit]  # truncated, or exactly at the limit
+            truncated += int((token_lengths(encoder, [texts[i] for i in at_limit]) > limit).sum())
+            tokens += int(lengths.sum())
+            order = np.argsort(-lengths, kind="stable")
+            for rows in self._batches(order, lengths):
+                width = int(lengths[rows].max())
+                batches.append((window[rows], _slice_batch(features, rows, width, left, pin)))
+        return TokenizedShard(shard, batches, tokens, truncated)
 
     def encode_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Encode ``texts`` in length-sorted batches; column -> (rows, dim) float32, in order."""
