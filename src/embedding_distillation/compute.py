@@ -97,6 +97,20 @@ def from_params(cls: type[T], params: dict[str, Any] | None, *, group: str) -> T
     return cls(**params)
 
 
+def layer_list(value: Any) -> Any:
+    """A list of layer numbers from parameters: a list, or numbers separated by spaces.
+
+    ``kedro run --params`` splits on commas, so ``--params "distillation.student_init=0 2 4"``
+    is the command-line way to give ``[0, 2, 4]``. Anything else is returned as it is, for the
+    config's own check to explain.
+    """
+    if isinstance(value, str) and value.split() and all(p.isdigit() for p in value.split()):
+        return tuple(int(p) for p in value.split())
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    return value
+
+
 def resolve_device(device: str) -> torch.device:
     """Turn ``auto|cuda|mps|cpu`` into a torch device, failing clearly when it is missing.
 

@@ -150,3 +150,22 @@ def test_hidden_state_options_default_off_and_pca_is_a_projection():
         ValueError, match=r"projection must be one of \['learned', 'pca', 'none'\], got 'svd'"
     ):
         EmbeddingTrainerConfig(student_model="org/student", projection="svd")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("0 2 4 6 8 11", (0, 2, 4, 6, 8, 11)), ([1, 3], (1, 3)), ("5", (5,))],
+)
+def test_from_params_reads_student_init_from_the_command_line(given, expected):
+    # kedro run --params splits on commas: "distillation.student_init=0 2 4" is the way in.
+    params = {"student_model": "org/teacher", "student_init": given}
+    assert EmbeddingTrainerConfig.from_params(params, None).student_init == expected
+
+
+def test_a_student_init_string_that_is_not_layer_numbers_is_refused():
+    with pytest.raises(
+        ValueError, match="student_init must be a non-empty list of layers, got 'every"
+    ):
+        EmbeddingTrainerConfig.from_params(
+            {"student_model": "org/teacher", "student_init": "every other"}, None
+        )

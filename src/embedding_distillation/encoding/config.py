@@ -4,7 +4,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
-from embedding_distillation.compute import from_params
+from embedding_distillation.compute import from_params, layer_list
 
 OutputType = Literal["final", "pre_dense", "hidden_states"]
 OUTPUT_TYPES: tuple[str, ...] = get_args(OutputType)
@@ -84,7 +84,7 @@ class EncodingConfig:
         """Build from the Kedro ``teacher_embeddings`` parameter group."""
         params = dict(params)
         if params.get("layer_indices") is not None:
-            params["layer_indices"] = tuple(params["layer_indices"])
+            params["layer_indices"] = layer_list(params["layer_indices"])
         return from_params(cls, params, group="teacher_embeddings")
 
     def to_dict(self) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from embedding_distillation.compute import ComputeConfig, from_params
+from embedding_distillation.compute import ComputeConfig, from_params, layer_list
 from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUMN
 
 TargetType = Literal["final", "pre_dense"]
@@ -183,7 +183,7 @@ class EmbeddingTrainerConfig:
         shared = ComputeConfig.from_params(compute).to_dict()
         merged = {name: shared[name] for name in COMPUTE_FIELDS} | dict(params)
         if merged.get("student_init") is not None:
-            merged["student_init"] = tuple(merged["student_init"])
+            merged["student_init"] = layer_list(merged["student_init"])
         if isinstance(merged.get("hidden_state_layer_map"), Mapping):
             # ``--params distillation.hidden_state_layer_map.3=6`` gives string keys.
             layer_map = merged["hidden_state_layer_map"]

@@ -1,5 +1,6 @@
 import pytest
 
+from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import EncodingJob
 from embedding_distillation.pipelines.teacher_embeddings.nodes import encode_corpus, select_corpus
 
@@ -46,3 +47,10 @@ def test_encode_corpus_returns_a_validated_job_without_loading_the_teacher(corpu
 def test_bad_parameters_are_named(corpus, params, message):
     with pytest.raises(ValueError, match=message):
         encode_corpus(corpus, {"teacher_model": "t", **params}, {})
+
+
+def test_layer_indices_come_from_the_command_line_as_numbers_separated_by_spaces():
+    config = EncodingConfig.from_params(
+        {"teacher_model": "t", "output_type": "hidden_states", "layer_indices": "6 0 12"}
+    )
+    assert config.layer_indices == (0, 6, 12)
