@@ -289,6 +289,54 @@ def test_api_encodes_pushes_and_trains_on_two_processes(
     assert "Encoding 4 of the 7 missing shards (rank 0 of 2)" in output
 
 
+STREAM_WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from embedding_distillation import TeacherEmbeddingsGenerator, distributed
+    from embedding_distillation.encoding import engine
+
+    teacher, corpus_file, out = sys.argv[1:4]
+    encoded = []
+    original = engine.EncodingJob.encode_shard
+    def recording(job, shard):
+        encoded.append(shard.index)
+        return original(job, shard)
+    engine.EncodingJob.encode_shard = recording
+    generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=4, chunk_size=8)
+    rows = generator.generate(corpus_file, output_dir=Path(out) / "streamed", streaming=True)
+    report = {"shards": encoded, "rows": rows.num_rows}
+    (Path(out) / f"rank{distributed.rank()}.json").write_text(json.dumps(report))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_streamed_corpus_is_shared_between_two_processes(tmp_path, corpus, teacher_dense):
+    config = EncodingConfig(teacher_model=teacher_dense, chunk_size=8)
+    cpu = ComputeConfig(device="cpu", batch_size=4)
+    reference = run_encoding(prepare_encoding(corpus, config, cpu), ShardStore(tmp_path / "ref"))
+    corpus.to_parquet(str(tmp_path / "news.parquet"))
+    (tmp_path / "worker.py").write_text(STREAM_WORKER)
+
+    _torchrun(
+        str(tmp_path / "worker.py"),
+        teacher_dense,
+        str(tmp_path / "news.parquet"),
+        str(tmp_path / "out"),
+        cwd=tmp_path,
+    )
+
+    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # Each process read the whole stream and encoded every other missing shard.
+    assert ranks[0]["shards"] == [0, 2, 4, 6] and ranks[1]["shards"] == [1, 3, 5]
+    assert ranks[0]["rows"] == ranks[1]["rows"] == 50
+    folder = tmp_path / "out" / "streamed"
+    _assert_same_rows(ShardStore(folder).load(), reference.load())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["num_rows"] == 50 and len(manifest["shards"]) == 7
+
+
 @pytest.mark.slow
 def test_kedro_pipelines_on_two_processes(project, teacher_dense, student):  # noqa: F811
     params = ",".join(
