@@ -1,31 +1,52 @@
-"""Spies on :class:`EncodingJob.encode_shard`: which shards a run encodes, and a crash in one."""
+"""Spies on :meth:`EncodingJob.encode_shard`: which shards a run encodes, and a crash in one.
+
+Both patch the class, so they also reach the jobs that the API or a pipeline creates inside;
+given a ``job``, they act on that job alone. Worker scripts outside pytest pass a
+``pytest.MonkeyPatch()`` of their own.
+"""
+
+from collections.abc import Callable
 
 import pytest
 
-from embedding_distillation.encoding.engine import EncodingJob
+from embedding_distillation.encoding.engine import EncodingJob, TokenizedShard
 
 
 class Crash(Exception):
     """Stands for a process killed while it encodes a shard."""
 
 
-def crash_at(
-    monkeypatch: pytest.MonkeyPatch, job: EncodingJob, index: int, error: type = Crash
+def _before_encoding(
+    monkeypatch: pytest.MonkeyPatch, job: EncodingJob | None, hook: Callable[[int], None]
 ) -> None:
-    """Make ``job`` raise ``error`` when it starts encoding shard ``index``."""
-    original = job.encode_shard
+    """Call ``hook(shard index)`` before ``job`` (any job when ``None``) encodes a shard."""
+    original = EncodingJob.encode_shard
 
-    def encode(shard):
-        if shard.index == index:
+    def encode(self: EncodingJob, shard: TokenizedShard):
+        if job is None or self is job:
+            hook(shard.index)
+        return original(self, shard)
+
+    monkeypatch.setattr(EncodingJob, "encode_shard", encode)
+
+
+def crash_at(
+    monkeypatch: pytest.MonkeyPatch,
+    job: EncodingJob | None,
+    index: int,
+    error: type[BaseException] = Crash,
+) -> None:
+    """Make ``job`` (any job when ``None``) raise ``error`` when it starts shard ``index``."""
+
+    def crash(shard: int) -> None:
+        if shard == index:
             raise error()
-        return original(shard)
 
-    monkeypatch.setattr(job, "encode_shard", encode)
+    _before_encoding(monkeypatch, job, crash)
 
 
-def record_encoded(monkeypatch: pytest.MonkeyPatch, job: EncodingJob) -> list[int]:
-    """The indices of the shards ``job`` encodes from now on, in order."""
+def record_encoded(monkeypatch: pytest.MonkeyPatch, job: EncodingJob | None = None) -> list[int]:
+    """The indices of the shards ``job`` (any job when ``None``) encodes from now on, in order."""
     encoded: list[int] = []
-    original = job.encode_shard
-    monkeypatch.setattr(job, "encode_shard", lambda s: encoded.append(s.index) or original(s))
+    _before_encoding(monkeypatch, job, encoded.append)
     return encoded

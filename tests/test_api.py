@@ -17,8 +17,8 @@ from embedding_distillation import (
     EmbeddingTrainerConfig,
     TeacherEmbeddingsGenerator,
 )
-from embedding_distillation.encoding.engine import EncodingJob
 from tests.conftest import make_sentences
+from tests.spies import crash_at, record_encoded
 
 FINAL = "teacher_embedding_final"
 PRE_DENSE = "teacher_embedding_pre_dense"
@@ -251,25 +251,12 @@ def test_generate_default_output_dir_is_named_after_the_source(
     assert json.loads(manifest.read_text())["num_rows"] == 4
 
 
-def _count_encoding(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Spy on EncodingJob.encode_shard; returns the list of shard indices encoded."""
-    encoded: list[int] = []
-    original = EncodingJob.encode_shard
-
-    def spy(self, shard):
-        encoded.append(shard.index)
-        return original(self, shard)
-
-    monkeypatch.setattr(EncodingJob, "encode_shard", spy)
-    return encoded
-
-
 @pytest.mark.parametrize("rows", [50, 48])  # last shard partial / all shards full
 def test_rerun_with_the_same_output_dir_reuses_the_shards(
     tmp_path, corpus, teacher_dense, monkeypatch, rows
 ):
     generator = _generator(teacher_dense, chunk_size=16)
-    encoded = _count_encoding(monkeypatch)
+    encoded = record_encoded(monkeypatch)
     first = generator.generate(corpus, max_samples=rows, output_dir=tmp_path / "out")
     manifest = (tmp_path / "out" / "manifest.json").read_text()
     assert encoded == list(range(-(-rows // 16)))
@@ -286,18 +273,11 @@ def test_rerun_with_the_same_output_dir_reuses_the_shards(
 def test_rerun_resumes_an_interrupted_run(tmp_path, corpus, teacher_dense, monkeypatch):
     generator = _generator(teacher_dense, chunk_size=16)
     fresh = generator.generate(corpus, output_dir=tmp_path / "fresh")
-    original = EncodingJob.encode_shard
-
-    def interrupted(self, shard):
-        if shard.index == 2:
-            raise KeyboardInterrupt
-        return original(self, shard)
-
-    monkeypatch.setattr(EncodingJob, "encode_shard", interrupted)
+    crash_at(monkeypatch, None, 2, KeyboardInterrupt)
     with pytest.raises(KeyboardInterrupt):
         generator.generate(corpus, output_dir=tmp_path / "out")
     monkeypatch.undo()
-    encoded = _count_encoding(monkeypatch)
+    encoded = record_encoded(monkeypatch)
 
     resumed = generator.generate(corpus, output_dir=tmp_path / "out")
 
@@ -533,6 +513,9 @@ def test_training_data_errors(tmp_path, embedded, student, no_weights):
     empty = embedded[0].select([])
     with pytest.raises(ValueError, match=r"The training data is empty \(0 rows\)"):
         EmbeddingDistillationTrainer(_config(student, tmp_path / "model")).train(empty)
+    streamed = embedded[0].to_iterable_dataset()
+    with pytest.raises(TypeError, match=r"needs the embeddings as a map-style dataset .*got an"):
+        EmbeddingDistillationTrainer(_config(student, tmp_path / "model")).train(streamed)
 
 
 def test_missing_student_path(tmp_path, embedded, no_weights):

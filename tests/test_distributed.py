@@ -185,22 +185,18 @@ def _manifest_without_timings(folder: Path) -> dict:
 API_WORKER = textwrap.dedent(
     """
     import json, logging, sys
+    import pytest
     from pathlib import Path
     from datasets import Dataset
     from embedding_distillation import EmbeddingDistillationTrainer, EmbeddingTrainerConfig
     from embedding_distillation import TeacherEmbeddingsGenerator, distributed
-    from embedding_distillation.encoding import engine
+    from tests.spies import record_encoded
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     teacher, student, texts_file, out, rank0_token, other_token = sys.argv[1:7]
     out = Path(out)
     texts = Path(texts_file).read_text().splitlines()
-    encoded = []  # shards this rank encodes
-    original = engine.EncodingJob.encode_shard
-    def recording(job, shard):
-        encoded.append(shard.index)
-        return original(job, shard)
-    engine.EncodingJob.encode_shard = recording
+    encoded = record_encoded(pytest.MonkeyPatch())  # shards this rank encodes
 
     generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=4, chunk_size=8)
     corpus = Dataset.from_dict({"text": texts})
@@ -293,16 +289,12 @@ STREAM_WORKER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
+    import pytest
     from embedding_distillation import TeacherEmbeddingsGenerator, distributed
-    from embedding_distillation.encoding import engine
+    from tests.spies import record_encoded
 
     teacher, corpus_file, out = sys.argv[1:4]
-    encoded = []
-    original = engine.EncodingJob.encode_shard
-    def recording(job, shard):
-        encoded.append(shard.index)
-        return original(job, shard)
-    engine.EncodingJob.encode_shard = recording
+    encoded = record_encoded(pytest.MonkeyPatch())
     generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=4, chunk_size=8)
     rows = generator.generate(corpus_file, output_dir=Path(out) / "streamed", streaming=True)
     report = {"shards": encoded, "rows": rows.num_rows}

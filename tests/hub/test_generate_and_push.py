@@ -7,24 +7,17 @@ from embedding_distillation import TeacherEmbeddingsGenerator
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.datasets import EmbeddingShardsDataset
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import EncodingJob, prepare_encoding
+from embedding_distillation.encoding.engine import prepare_encoding
 from embedding_distillation.hub import HubError, RetryPolicy, client
 from tests.hub.conftest import TOKEN
+from tests.spies import record_encoded
 
 
 @pytest.fixture
 def encoded(monkeypatch):
     """Indices of the shards the teacher actually encodes."""
-    calls = []
-    original = EncodingJob.encode_shard
-
-    def spy(self, shard):
-        calls.append(shard.index)
-        return original(self, shard)
-
-    monkeypatch.setattr(EncodingJob, "encode_shard", spy)
     monkeypatch.setattr(client, "DEFAULT_RETRY", RetryPolicy(attempts=2, first_wait=0.0))
-    return calls
+    return record_encoded(monkeypatch)
 
 
 def test_a_failed_push_resumes_on_another_machine(
