@@ -254,7 +254,7 @@ class TextStream:
     """The valid texts of a streamed corpus, in chunks, checked as they are read.
 
     Row ids are positions in the stream, as for a map-style corpus. Read it once: the counts
-    (``rows_read``, ``skipped``) are complete when :meth:`chunks` is exhausted.
+    (``rows_read``, ``skipped``, ``chunks_read``) are complete once ``ended`` is true.
 
     Args:
         dataset: The streamed corpus.
@@ -268,6 +268,8 @@ class TextStream:
     invalid_texts: str
     rows_read: int = 0
     skipped: int = 0
+    chunks_read: int = 0
+    ended: bool = False
     _examples: list[str] = field(default_factory=list, repr=False)
 
     def chunks(self, size: int, batch_size: int = 1000) -> Iterator[tuple[np.ndarray, list[str]]]:
@@ -286,13 +288,16 @@ class TextStream:
                     row_ids.append(position)
                     texts.append(text)
                     if len(texts) == size:
+                        self.chunks_read += 1
                         yield np.asarray(row_ids, dtype=np.int64), texts
                         row_ids, texts = [], []
         finally:
             batches.close()  # type: ignore[attr-defined]
         if texts:
+            self.chunks_read += 1
             yield np.asarray(row_ids, dtype=np.int64), texts
         self._report()
+        self.ended = True
 
     def _invalid(self, position: int, text: object) -> None:
         if self.invalid_texts == "fail":

@@ -162,9 +162,9 @@ def _text_bytes(job: EncodingJob, num_rows: int, sample_rows: int = 1000) -> int
         sample = [row[column] for row in job.corpus.take(sample_rows)]
         sizes = [len(text.encode()) for text in sample if isinstance(text, str)]
         return round(num_rows * sum(sizes) / len(sizes)) if sizes else 0
+    assert job.row_ids is not None  # a map-style corpus was scanned
     total = 0
-    selected = job.corpus.select(job.row_ids) if job.row_ids is not None else job.corpus
-    for batch in selected.with_format("arrow").iter(batch_size=10_000):
+    for batch in job.corpus.select(job.row_ids).with_format("arrow").iter(batch_size=10_000):
         total += pc.sum(pc.binary_length(batch[column])).as_py() or 0
     return total
 

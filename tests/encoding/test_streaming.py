@@ -123,3 +123,11 @@ def test_an_invalid_text_fails_the_stream_at_its_row_and_keeps_the_shards_before
 def test_a_stream_without_the_text_column_fails_before_any_weights_load(corpus_file, teacher_dense):
     with pytest.raises(ValueError, match=r"Text column 'body' not found .*\['text', 'source'\]"):
         _job(corpus_file, teacher_dense, streaming=True, text_column="body")
+
+
+def test_a_stream_of_invalid_texts_only_is_refused(tmp_path, teacher_dense):
+    path = tmp_path / "blank.parquet"
+    pq.write_table(pa.table({"text": ["", "  ", None, ""]}), path)
+    job = _job(path, teacher_dense, streaming=True)
+    with pytest.raises(ValueError, match=r"All 4 texts in column 'text' of the streamed corpus"):
+        run_encoding(job, ShardStore(tmp_path / "out"))

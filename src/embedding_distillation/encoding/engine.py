@@ -7,9 +7,9 @@ texts, layer indices against the teacher's config) before any weights are loaded
 Per shard, in a background thread one shard ahead of the teacher: the texts are read from the
 memory-mapped corpus (or the next ``chunk_size`` valid texts from a streamed one), tokenized
 once, sorted by length and cut into batches (``batch_size`` texts, or ``max_tokens_per_batch``
-padded tokens). The teacher's outputs stay on its device
-until the shard is done, are put back in corpus order, and the shard is written to Parquet in a
-second background thread while the teacher runs the next one.
+padded tokens). The teacher's outputs stay on its device until the shard is done, are put back
+in corpus order, and the shard is written to Parquet in a second background thread while the
+teacher runs the next one.
 """
 
 import logging
@@ -103,7 +103,6 @@ class EncodingJob:
     _encoder: TeacherEncoder | None = field(default=None, repr=False)
     _identity: dict[str, Any] | None = field(default=None, repr=False)
     _stream: TextStream | None = field(default=None, repr=False)
-    _streamed_shards: int | None = field(default=None, repr=False)
     _tokenizer_thread: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     @property
@@ -116,7 +115,7 @@ class EncodingJob:
         """Rows that will be written (valid texts only); for a stream, once it has ended."""
         if self.row_ids is not None:
             return len(self.row_ids)
-        if self._stream is None or self._streamed_shards is None:
+        if self._stream is None or not self._stream.ended:
             return None
         return self._stream.rows_read - self._stream.skipped
 
@@ -124,7 +123,7 @@ class EncodingJob:
     def num_shards(self) -> int | None:
         """Shards of ``chunk_size`` rows; for a stream, once it has ended."""
         if self.row_ids is None:
-            return self._streamed_shards
+            return self._stream.chunks_read if self._stream and self._stream.ended else None
         return -(-len(self.row_ids) // self.config.chunk_size)
 
     @property
@@ -203,12 +202,8 @@ class EncodingJob:
             return
         assert isinstance(self.corpus, IterableDataset)
         self._stream = TextStream(self.corpus, self.config.text_column, self.config.invalid_texts)
-        self._streamed_shards = None
-        count = 0
         for index, (row_ids, texts) in enumerate(self._stream.chunks(self.config.chunk_size)):
-            count = index + 1
             yield index, row_ids, texts
-        self._streamed_shards = count
         self.skipped = self._stream.skipped
 
     def _read_texts(self, row_ids: np.ndarray) -> list[str]:
@@ -242,7 +237,7 @@ class EncodingJob:
         return self._tokenizer_thread.submit(work)
 
     def stop_tokenizing(self) -> None:
-        """Let queued tokenization finish and end its thread."""
+        """Drop the queued tokenization, wait for the running one and end the thread."""
         if self._tokenizer_thread is not None:
             self._tokenizer_thread.shutdown(wait=True, cancel_futures=True)
         self._tokenizer_thread = None
@@ -423,7 +418,9 @@ def run_encoding(
     _log_share(job, done, store)
     started = time.perf_counter()
     check_done = _same_rows_as(store, job.config.text_column) if main and job.streaming else None
-    rows, tokens, truncated, unreported = _encode_shards(job, store, done, check_done, on_shard)
+    rows, tokens, truncated, unreported = _encode_shards(
+        job, store, done, check_done, on_shard, started
+    )
     counts = distributed.all_gather_object((rows, tokens, truncated))  # every process's share
     rows, tokens, truncated = (sum(c[i] for c in counts) for i in range(3))
     elapsed = time.perf_counter() - started
@@ -449,13 +446,14 @@ def _encode_shards(
     done: set[int],
     check_done: Callable[[ShardTexts], None] | None,
     on_shard: ShardCallback | None,
+    started: float,
 ) -> tuple[int, int, int, int]:
     """Encode and write this process's shards; returns (rows, tokens, truncated, unreported).
 
     The next shard is tokenized and the previous one written while the teacher runs this one.
+    ``started`` (``time.perf_counter()``) is when the run began, for the tokens/s shown.
     """
     main = distributed.is_main()
-    started = time.perf_counter()
     rows = tokens = truncated = unreported = 0
 
     def write(index: int, shard: EncodedShard) -> int:  # in the writer thread
@@ -545,7 +543,8 @@ def _same_rows_as(store: ShardStore, text_column: str) -> Callable[[ShardTexts],
     """A check that a streamed shard holds the rows that ``store`` wrote for it before."""
 
     def check(shard: ShardTexts) -> None:
-        table = pq.read_table(store.folder / store.shard_file(shard.index))
+        path = store.folder / store.shard_file(shard.index)
+        table = pq.read_table(path, columns=[ROW_ID_COLUMN, text_column])
         same_ids = np.array_equal(table.column(ROW_ID_COLUMN).to_numpy(), shard.row_ids)
         if not (same_ids and table.column(text_column).to_pylist() == shard.texts):
             raise ShardFolderError(
