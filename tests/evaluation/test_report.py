@@ -48,7 +48,21 @@ def test_report_has_one_row_per_model_with_formatted_values():
         "| Student (before) | 0.5000 | 0.012346 | n/a | n/a | n/a | 20,000 | 900.0 |",
         "| Student (after) | 0.9500 | 0.001000 | 0.8000 | 0.7000 | 0.6500 | 20,000 | 910.0 |",
     ]
-    assert "Training: final loss 0.012346, 7 steps, 100.0 samples/s." in report
+    assert "Training: mean loss over the run 0.012346, 7 steps, 100.0 samples/s." in report
+
+
+def test_report_names_the_kept_layers_and_the_last_logged_loss():
+    metrics = {
+        **_metrics(),
+        "student_layers": [0, 2, 4],
+        "loss_curve": [{"step": 10, "loss": 0.5}, {"step": 1210, "loss": 0.0975512}],
+    }
+    report = render_report(metrics)
+    assert "student: `org/student` cut to its layers [0, 2, 4]; target:" in report
+    assert (
+        "Training: mean loss over the run 0.012346, last logged loss 0.097551 (step 1,210), "
+        "7 steps, 100.0 samples/s." in report
+    )
 
 
 @pytest.mark.parametrize("missing", ["teacher", "student_before", "student_after"])

@@ -18,14 +18,24 @@ def _cell(entry: dict[str, Any], *keys: str, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
+def _last_loss(loss_curve: list[dict[str, Any]]) -> str:
+    """The report's last-logged-loss clause from the saved loss curve; empty without one."""
+    if not loss_curve:
+        return ""
+    last = loss_curve[-1]
+    return f", last logged loss {last['loss']:.6f} (step {last['step']:,})"
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     """Render evaluation metrics (from ``evaluate_models`` plus training info) as Markdown."""
+    student = f"`{metrics.get('student_model', '?')}`"
+    if metrics.get("student_layers") is not None:
+        student += f" cut to its layers {metrics['student_layers']}"
     lines = [
         "# Distillation report",
         "",
-        f"Teacher: `{metrics.get('teacher_model', '?')}`; student: "
-        f"`{metrics.get('student_model', '?')}`; target: `{metrics['target_column']}`; "
-        f"held-out rows: {metrics['heldout_rows']:,}.",
+        f"Teacher: `{metrics.get('teacher_model', '?')}`; student: {student}; "
+        f"target: `{metrics['target_column']}`; held-out rows: {metrics['heldout_rows']:,}.",
         "",
         "| model | held-out cosine | held-out MSE | neighbour recall@10 | gold Pearson "
         "| gold Spearman | params | texts/s |",
@@ -46,8 +56,8 @@ def render_report(metrics: dict[str, Any]) -> str:
     if training:
         lines += [
             "",
-            f"Training: final loss {training.get('train_loss', float('nan')):.6f}, "
-            f"{training.get('global_step', 0)} steps, "
+            f"Training: mean loss over the run {training.get('train_loss', float('nan')):.6f}"
+            f"{_last_loss(metrics.get('loss_curve', []))}, {training.get('global_step', 0)} steps, "
             f"{training.get('train_samples_per_second', 0.0):.1f} samples/s.",
         ]
     lines += [

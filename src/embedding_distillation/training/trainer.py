@@ -120,6 +120,19 @@ def hidden_state_dims(dataset: Dataset, config: EmbeddingTrainerConfig) -> dict[
     return {t: len(first[hidden_state_column(t)]) for t in layers}
 
 
+def load_student(
+    config: EmbeddingTrainerConfig, *, for_training: bool = False
+) -> SentenceTransformer:
+    """The student that training starts from: ``student_model``, cut to ``student_init`` if set.
+
+    The evaluation's "student before training" is this model, so a student built from the
+    teacher's layers is compared with its undistilled self, not with the whole teacher.
+    """
+    source = resolve_model_source(config.student_model, what="student_model")
+    model = load_sentence_transformer(source, config.compute, for_training=for_training)
+    return model if config.student_init is None else keep_layers(model, config.student_init)
+
+
 def prepare_student(
     config: EmbeddingTrainerConfig, target_dim: int | None, fit_data: Dataset | None = None
 ) -> SentenceTransformer:
@@ -135,11 +148,8 @@ def prepare_student(
             squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them
             (``learned``), or hold the PCA of the targets (``pca``, required then).
     """
-    source = resolve_model_source(config.student_model, what="student_model")
     torch.manual_seed(config.seed)
-    model = load_sentence_transformer(source, config.compute, for_training=True)
-    if config.student_init is not None:
-        model = keep_layers(model, config.student_init)
+    model = load_student(config, for_training=True)
     if config.hidden_state_layer_map is not None:
         check_layer_map(model, config.hidden_state_layer_map)
     if target_dim is None:

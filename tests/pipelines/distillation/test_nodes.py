@@ -60,6 +60,18 @@ def test_train_and_evaluate_nodes(tmp_path, embeddings, teacher_dense, student):
     assert "| Student (after) |" in write_report(metrics)
 
 
+def test_evaluate_node_compares_a_cut_student_with_its_untrained_cut(embeddings, student):
+    from sentence_transformers import SentenceTransformer
+
+    whole = SentenceTransformer(student, device="cpu")
+    cut = {"student_model": student, "student_init": [1]}  # 1 of its 2 layers
+    metrics = _evaluate(whole, embeddings.select(range(8)), {}, cut, student)
+    before = metrics["student_before"]["cost"]["parameters"]
+    assert before < metrics["teacher"]["cost"]["parameters"]  # not the whole student_model
+    assert before < metrics["student_after"]["cost"]["parameters"]
+    assert metrics["student_layers"] == [1]
+
+
 def test_train_node_takes_precision_from_compute(embeddings, student):
     with pytest.raises(ValueError, match="use_fp16 and compute.use_bf16 are both true"):
         train_student_model(

@@ -22,6 +22,7 @@ from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
     evaluation_column,
+    load_student,
     prepare_student,
     train_student,
 )
@@ -65,9 +66,7 @@ def evaluate_student(
     teacher_source = resolve_model_source(teacher_params["teacher_model"], what="teacher_model")
     models = {
         "teacher": load_sentence_transformer(teacher_source, compute_config),
-        "student_before": load_sentence_transformer(
-            resolve_model_source(config.student_model, what="student_model"), compute_config
-        ),
+        "student_before": load_student(config),
         "student_after": student_model,
     }
     metrics = evaluate_models(
@@ -84,6 +83,7 @@ def evaluate_student(
         **metrics,
         "teacher_model": teacher_params["teacher_model"],
         "student_model": config.student_model,
+        "student_layers": None if config.student_init is None else list(config.student_init),
         "target_type": config.target_type,
         "loss_type": config.loss_type,
         "training": training,
