@@ -18,8 +18,9 @@ Usage::
 
 The large size is then trained once more inside a Linux memory cgroup capped at 1.2 times the
 small size's peak RSS (``--cap-ratio``; page cache counts against the cap): if the growth is
-reclaimable page cache, that run completes at the same speed. The capped run is skipped, with a
-line saying why, where no memory cgroup can be created (not root, or no cgroup filesystem).
+reclaimable page cache, that run completes with the same loss (slower where dropped rows are read
+from disk again). The capped run is skipped, with a line saying why, where no memory cgroup can
+be created (not root, or no cgroup filesystem).
 """
 
 import argparse
@@ -179,16 +180,15 @@ def memory_cgroup(limit_mb: int) -> Iterator[Path | None]:
         group, limit_file = root / "memory" / name, "memory.limit_in_bytes"
     try:
         group.mkdir()
+        (group / limit_file).write_text(str(limit_mb * 2**20))
     except OSError as error:
+        if group.exists():
+            group.rmdir()
         print(f"  no memory cgroup here ({error}): the capped run is skipped", flush=True)
         yield None
         return
     try:
-        (group / limit_file).write_text(str(limit_mb * 2**20))
         yield group
-    except OSError as error:
-        print(f"  cannot cap {group} ({error}): the capped run is skipped", flush=True)
-        yield None
     finally:
         group.rmdir()
 
@@ -351,7 +351,8 @@ def results_markdown(
 def run_capped(
     runs: list[dict[str, Any]], spec: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any] | None:
-    """Train the large size again in a memory cgroup capped at ``cap_ratio`` x the small peak.
+    """Train the large size (``spec``) again in a memory cgroup capped at ``cap_ratio`` x the
+    small size's peak RSS (``runs[0]``).
 
     Returns the run with ``cap_mb`` and ``cgroup_peak_mb`` added, ``{"cap_mb": ..., "error":
     ...}`` when the child failed (killed for lack of memory), or ``None`` without a cgroup.
@@ -399,9 +400,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         run = run_child(f"train-{size}", spec, args.threads)
         print(f"    peak RSS {run['peak_rss_mb']:.0f} MB, {run['seconds_train']:.1f} s training")
         runs.append(run)
-    capped = None
-    if args.cap_ratio:
-        capped = run_capped(runs, spec, args)
+    capped = run_capped(runs, spec, args) if args.cap_ratio else None  # spec: the large size
     minutes, seconds = divmod(time.perf_counter() - started, 60)
     context["runtime"] = f"{int(minutes)} min {seconds:.0f} s"
     text = results_markdown(runs, context, capped)
