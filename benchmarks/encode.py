@@ -243,9 +243,12 @@ def child_env(threads: int, run_dir: Path) -> dict[str, str]:
     return env
 
 
-def child_command(python: Path | str, spec: dict[str, Any]) -> list[str]:
-    """Command line that runs this file as a child for ``spec``."""
-    return [str(python), str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+def child_command(
+    python: Path | str, spec: dict[str, Any], script: Path | None = None
+) -> list[str]:
+    """Command line that runs ``script`` (default: this file) as a child for ``spec``."""
+    script = script or Path(__file__).resolve()
+    return [str(python), str(script), "--child", json.dumps(spec)]
 
 
 def fresh_dir(path: Path) -> Path:
@@ -263,13 +266,21 @@ def stderr_tail(run_dir: Path, lines: int = 15) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_child(name: str, spec: dict[str, Any], threads: int, python: Path | str) -> Any:
-    """Start a child in the background; its logs go to ``.work/runs/<name>/``."""
-    run_dir = fresh_dir(RUNS / name)
+def start_child(
+    name: str,
+    spec: dict[str, Any],
+    threads: int,
+    python: Path | str,
+    *,
+    script: Path | None = None,
+    runs: Path = RUNS,
+) -> Any:
+    """Start ``script`` (default: this file) as a child; its logs go to ``runs/<name>/``."""
+    run_dir = fresh_dir(runs / name)
     spec = {**spec, "threads": threads}
     with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
         return subprocess.Popen(
-            child_command(python, spec),
+            child_command(python, spec, script),
             stdout=out,
             stderr=err,
             env=child_env(threads, run_dir),
@@ -277,9 +288,9 @@ def start_child(name: str, spec: dict[str, Any], threads: int, python: Path | st
         )
 
 
-def read_child_result(name: str, returncode: int) -> dict[str, Any]:
+def read_child_result(name: str, returncode: int, runs: Path = RUNS) -> dict[str, Any]:
     """Parse the result line a finished child printed, or raise with its stderr tail."""
-    run_dir = RUNS / name
+    run_dir = runs / name
     if returncode != 0:
         raise ChildFailedError(
             f"{name} exited with code {returncode}; stderr tail:\n{stderr_tail(run_dir)}"
@@ -291,13 +302,19 @@ def read_child_result(name: str, returncode: int) -> dict[str, Any]:
 
 
 def run_child(
-    name: str, spec: dict[str, Any], threads: int, python: Path | str = sys.executable
+    name: str,
+    spec: dict[str, Any],
+    threads: int,
+    python: Path | str = sys.executable,
+    *,
+    script: Path | None = None,
+    runs: Path = RUNS,
 ) -> dict[str, Any]:
-    """Run a child to completion and return its parsed result."""
+    """Run a child (``script``, default this file) to completion; return its parsed result."""
     print(f"  running {name} ...", flush=True)
-    process = start_child(name, spec, threads, python)
+    process = start_child(name, spec, threads, python, script=script, runs=runs)
     process.wait()
-    result = read_child_result(name, process.returncode)
+    result = read_child_result(name, process.returncode, runs)
     if "seconds" in result:
         print(f"    {result['rows']} rows in {result['seconds']:.1f} s", flush=True)
     return result

@@ -65,9 +65,18 @@ def build_tokenizer(folder: Path) -> None:
 
 
 def build_model(
-    folder: Path, *, hidden: int, layers: int = 2, dense: int | None = None, seed: int = 0
+    folder: Path,
+    *,
+    hidden: int,
+    layers: int = 2,
+    dense: int | None = None,
+    seed: int = 0,
+    architecture: str = "bert",
 ) -> Path:
-    """Save a tiny BERT sentence-transformer: Transformer, Pooling[, Dense], Normalize."""
+    """Save a tiny sentence-transformer: Transformer, Pooling[, Dense], Normalize.
+
+    ``architecture``: ``bert`` or ``mpnet`` (the all-mpnet-base-v2 family's backbone).
+    """
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import (
         Dense,
@@ -75,20 +84,23 @@ def build_model(
         Pooling,
         Transformer,
     )
-    from transformers import BertConfig, BertModel
+    from transformers import BertConfig, BertModel, MPNetConfig, MPNetModel
 
     torch.manual_seed(seed)
     backbone_dir = folder / "backbone"
     build_tokenizer(backbone_dir)
-    config = BertConfig(
-        vocab_size=200,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=2,
-        intermediate_size=hidden * 2,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(backbone_dir)
+    shape = {
+        "vocab_size": 200,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 2,
+        "intermediate_size": hidden * 2,
+    }
+    if architecture == "mpnet":  # positions start after the padding id: room for 64 tokens
+        backbone = MPNetModel(MPNetConfig(**shape, max_position_embeddings=66, pad_token_id=0))
+    else:
+        backbone = BertModel(BertConfig(**shape, max_position_embeddings=64))
+    backbone.save_pretrained(backbone_dir)
     transformer = Transformer(str(backbone_dir), max_seq_length=64)
     modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode="mean")]
     if dense is not None:

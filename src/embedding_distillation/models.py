@@ -149,6 +149,40 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
+def text_config(config: Any) -> Any:
+    """The text part of a (possibly multimodal) Hugging Face config."""
+    get_text_config = getattr(config, "get_text_config", None)
+    return get_text_config() if callable(get_text_config) else config
+
+
+def layer_stack(
+    model: torch.nn.Module, total: int, *, fix: str
+) -> tuple[torch.nn.Module, str, torch.nn.ModuleList]:
+    """The (parent, attribute name, ModuleList) of the unique stack of ``total`` layers.
+
+    The stack is the one ``torch.nn.ModuleList`` of ``total`` modules of a single type (BERT and
+    MPNet: ``encoder.layer``, Gemma: ``layers``). ``fix`` ends the error raised when there is
+    no such unique list (what the user can do instead).
+    """
+    candidates = [
+        (name, module)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.ModuleList)
+        and len(module) == total
+        and len({type(layer) for layer in module}) == 1
+    ]
+    if len(candidates) != 1:
+        found = [name for name, _ in candidates]
+        raise ValueError(
+            f"Could not find a unique stack of {total} transformer layers in "
+            f"{type(model).__name__} (candidates: {found or 'none'}); {fix}"
+        )
+    path, stack = candidates[0]
+    parent_path, _, name = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    return parent, name, stack
+
+
 FINGERPRINT_SAMPLES = 4096  # values read per tensor for the weights fingerprint
 
 

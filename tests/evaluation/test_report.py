@@ -56,12 +56,13 @@ def test_report_names_the_kept_layers_and_the_last_logged_loss():
         **_metrics(),
         "student_layers": [0, 2, 4],
         "loss_curve": [{"step": 10, "loss": 0.5}, {"step": 1210, "loss": 0.0975512}],
+        "training": {**_metrics()["training"], "global_step": 1210},
     }
     report = render_report(metrics)
     assert "student: `org/student` cut to its layers [0, 2, 4]; target:" in report
     assert (
         "Training: mean loss over the run 0.012346, last logged loss 0.097551 (step 1,210), "
-        "7 steps, 100.0 samples/s." in report
+        "1,210 steps, 100.0 samples/s." in report
     )
 
 

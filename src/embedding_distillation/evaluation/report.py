@@ -57,7 +57,8 @@ def render_report(metrics: dict[str, Any]) -> str:
         lines += [
             "",
             f"Training: mean loss over the run {training.get('train_loss', float('nan')):.6f}"
-            f"{_last_loss(metrics.get('loss_curve', []))}, {training.get('global_step', 0)} steps, "
+            f"{_last_loss(metrics.get('loss_curve', []))}, "
+            f"{training.get('global_step', 0):,} steps, "
             f"{training.get('train_samples_per_second', 0.0):.1f} samples/s.",
         ]
     lines += [

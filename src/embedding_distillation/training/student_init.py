@@ -6,10 +6,11 @@ embeddings, attention and feed-forward weights already live in the teacher's spa
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformer
+
+from embedding_distillation.models import layer_stack, text_config
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def keep_layers(model: SentenceTransformer, layers: Sequence[int]) -> SentenceTr
         raise ValueError(
             f"student_init needs a transformer as the first module; got {type(model[0]).__name__}."
         )
-    config = _text_config(auto_model.config)
+    config = text_config(auto_model.config)
     total = getattr(config, "num_hidden_layers", None)
     if not isinstance(total, int):
         raise ValueError(
@@ -59,7 +60,9 @@ def keep_layers(model: SentenceTransformer, layers: Sequence[int]) -> SentenceTr
         )
     if len(set(layers)) != len(layers):
         raise ValueError(f"student_init lists a layer more than once: {layers}.")
-    parent, name, stack = _layer_stack(auto_model, total)
+    parent, name, stack = layer_stack(
+        auto_model, total, fix="this architecture is not supported, set student_init: null."
+    )
     kept = torch.nn.ModuleList([stack[i] for i in layers])
     for position, layer in enumerate(kept):
         for module in layer.modules():
@@ -79,31 +82,3 @@ def keep_layers(model: SentenceTransformer, layers: Sequence[int]) -> SentenceTr
         layers,
     )
     return model
-
-
-def _text_config(config: Any) -> Any:
-    """The text part of a (possibly multimodal) config."""
-    get_text_config = getattr(config, "get_text_config", None)
-    return get_text_config() if callable(get_text_config) else config
-
-
-def _layer_stack(model: torch.nn.Module, total: int) -> tuple[torch.nn.Module, str, Any]:
-    """The (parent, attribute name, ModuleList) of the unique stack of ``total`` layers."""
-    candidates = [
-        (name, module)
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.ModuleList)
-        and len(module) == total
-        and len({type(layer) for layer in module}) == 1
-    ]
-    if len(candidates) != 1:
-        found = [name for name, _ in candidates]
-        raise ValueError(
-            f"student_init could not find a unique stack of {total} transformer layers in "
-            f"{type(model).__name__} (candidates: {found or 'none'}); this architecture is "
-            "not supported, set student_init: null."
-        )
-    path, stack = candidates[0]
-    parent_path, _, name = path.rpartition(".")
-    parent = model.get_submodule(parent_path) if parent_path else model
-    return parent, name, stack

@@ -1,8 +1,9 @@
 """Train a student sentence-transformer on stored teacher embeddings.
 
 Built on ``SentenceTransformerTrainer`` (shuffling, warmup, weight decay, clipping, mixed
-precision, gradient checkpointing, checkpoints and DDP come from there) with the
-sentence-transformers distillation losses: ``MSELoss`` and ``EmbedDistillLoss(cosine)``.
+precision, checkpoints and DDP come from there; activation checkpointing from
+``training/checkpointing.py``) with the sentence-transformers distillation losses: ``MSELoss``
+and ``EmbedDistillLoss(cosine)``.
 """
 
 import logging
@@ -32,6 +33,7 @@ from embedding_distillation.models import (
     module_names,
     resolve_model_source,
 )
+from embedding_distillation.training.checkpointing import enable_activation_checkpointing
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.losses import (
     HiddenStateDistillLoss,
@@ -296,7 +298,6 @@ def training_arguments(
         fp16=compute.use_fp16,
         bf16=compute.use_bf16,
         torch_compile=compute.compile_model,
-        activation_checkpointing=compute.gradient_checkpointing,
         save_strategy="steps",
         save_steps=config.save_steps,
         logging_steps=config.logging_steps,
@@ -412,6 +413,10 @@ def train_student(
         teacher_dims = hidden_state_dims(dataset, config)
     target_dim = len(dataset[0][config.target_column]) if has_target else None
     loss = build_loss(model, config, target_dim, teacher_dims)
+    if config.compute.gradient_checkpointing:
+        # Here rather than through the training arguments, which reach only the architectures
+        # that transformers checkpoints (not MPNet); see training/checkpointing.py.
+        enable_activation_checkpointing(model)
     trainer = DistillationTrainer(
         model=model,
         args=training_arguments(config, len(train_data)),
