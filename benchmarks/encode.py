@@ -63,6 +63,8 @@ TARGETS = {
     "bytes_distil_over_ours_fp16": (">=", 4.0),
     "rss_large_over_small": ("<=", 1.2),
     "rss_large_over_small_streaming": ("<=", 1.2),
+    "throughput_bf16_vs_distil": None,  # reported, no target
+    "throughput_bf16_vs_ours": None,
 }
 
 
@@ -101,6 +103,7 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
         batch_size=BATCH_SIZE,
         chunk_size=spec.get("chunk_size", 1000),
         embedding_dtype=spec.get("embedding_dtype", "float32"),
+        use_bf16=spec.get("use_bf16", False),
     )
     dataset = generator.generate(
         spec["corpus"],
@@ -618,6 +621,14 @@ def encode_runs(
         {**ours, "embedding_dtype": "float16", "output": str(OUTPUTS / "ours-final-fp16")},
         threads,
     )
+    bf16 = measure(
+        "ours final (bf16 compute)",
+        "ours-final-bf16",
+        {**ours, "use_bf16": True, "output": str(OUTPUTS / "ours-final-bf16")},
+        threads,
+    )
+    bf16.note = cosine_note(OUTPUTS / "ours-final-bf16", OUTPUTS / "ours-final")
+    report.measurements["ours_bf16"] = bf16
     if not hidden:
         return
     report.measurements["ours_hidden"] = measure(
@@ -626,6 +637,19 @@ def encode_runs(
         {**ours, "output_type": "hidden_states", "output": str(OUTPUTS / "ours-hidden")},
         threads,
     )
+
+
+def cosine_note(folder: Path, reference: Path) -> str:
+    """Mean and minimum cosine of ``folder``'s final embeddings to ``reference``'s, row by row."""
+    import numpy as np
+
+    left, right = load_shard_table(folder), load_shard_table(reference)
+    if left.column("row_id").to_pylist() != right.column("row_id").to_pylist():
+        return "row order differs from the f32 run"
+    a = embedding_matrix(left, FINAL_COLUMN).astype(np.float64)
+    b = embedding_matrix(right, FINAL_COLUMN).astype(np.float64)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return f"cosine to the f32 run: mean {cosine.mean():.6f}, min {cosine.min():.6f}"
 
 
 def distil_run(report: Report, corpus: Path, teacher: str, threads: int) -> Measurement:
@@ -690,6 +714,7 @@ def ratios(report: Report) -> dict[str, float | None]:
             "plain",
             "distil",
             "ours_fp16",
+            "ours_bf16",
             "mem_large",
             "mem_small",
             "mem_large_stream",
@@ -709,6 +734,12 @@ def ratios(report: Report) -> dict[str, float | None]:
         "rss_large_over_small_streaming": safe_ratio(
             m["mem_large_stream"].peak_rss_mb, m["mem_small_stream"].peak_rss_mb
         ),
+        "throughput_bf16_vs_distil": safe_ratio(
+            m["ours_bf16"].texts_per_second, m["distil"].texts_per_second
+        ),
+        "throughput_bf16_vs_ours": safe_ratio(
+            m["ours_bf16"].texts_per_second, m["ours"].texts_per_second
+        ),
     }
 
 
@@ -719,6 +750,9 @@ RATIO_LABELS = {
     "bytes_distil_over_ours_fp16": "bytes distil-trainer / ours (ours f16)",
     "rss_large_over_small": "peak RSS {large} / {small} rows (tiny teacher)",
     "rss_large_over_small_streaming": "peak RSS {large} / {small} rows, streamed (tiny teacher)",
+    "throughput_bf16_vs_distil": "throughput ours bf16 / distil-trainer (its use_bf16 is "
+    "CUDA-only: f32 on a CPU)",
+    "throughput_bf16_vs_ours": "throughput ours bf16 / ours f32",
 }
 
 
@@ -758,6 +792,9 @@ def ratios_table(report: Report) -> str:
             continue  # --final-only: no memory runs
         if not key.startswith("rss_") and not report.encode_runs:
             continue  # --memory-only
+        if TARGETS[key] is None:
+            lines.append(f"| {RATIO_LABELS[key]} | {fmt(value, 2)} | none | |")
+            continue
         comparison, threshold = TARGETS[key]
         if value is None:
             met = "n/a"
@@ -830,7 +867,9 @@ encoding and writing included); texts/s = rows / wall seconds. Peak RSS is `ru_m
 child at the end. Bytes on disk: the Parquet file, or every file of our shard folder (shards +
 manifest). Each run is a separate process with its own `HF_DATASETS_CACHE`; "datasets cache
 bytes" is what the run left there (Arrow copies made by `Dataset.from_parquet`), not counted in
-bytes on disk.
+bytes on disk. "ours final (bf16 compute)" is `use_bf16=True` on the CPU (the teacher cast to
+bfloat16; embeddings stored as float32, whose low 16 mantissa bits are then zero, hence its
+smaller files); distil-trainer's `use_bf16` applies only on CUDA, so on a CPU it runs float32.
 
 ## Absolute figures
 
