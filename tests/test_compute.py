@@ -1,9 +1,13 @@
+"""Device, precision and attention choices."""
+
 import pytest
 import torch
 
+from embedding_distillation import compute
 from embedding_distillation.compute import (
     ComputeConfig,
     attention_implementation,
+    check_precision,
     resolve_device,
     torch_dtype,
 )
@@ -73,3 +77,57 @@ def test_flash_attention_falls_back_to_sdpa_with_one_warning_on_cpu(caplog):
         assert attention_implementation(config, torch.device("cpu")) is None
     assert sum("flash-attn is not usable" in r.message for r in caplog.records) == 1
     assert attention_implementation(ComputeConfig(), torch.device("cpu")) is None
+
+
+@pytest.fixture
+def cpu_features(monkeypatch):
+    """Pretend the CPU has (or lacks) bfloat16 instructions; the once-per-process warning resets."""
+
+    def set_features(avx512_bf16: bool, amx: bool) -> None:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+    compute.warn_emulated_bfloat16.cache_clear()
+    yield set_features
+    compute.warn_emulated_bfloat16.cache_clear()
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns_once(cpu_features, caplog):
+    cpu_features(avx512_bf16=False, amx=False)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):  # teacher, student, evaluation: one warning
+            check_precision(ComputeConfig(use_bf16=True), torch.device("cpu"))
+    messages = [r.message for r in caplog.records]
+    assert len(messages) == 1
+    assert (
+        "use_bf16 is set on a CPU without bfloat16 instructions (AVX512-BF16 or AMX)"
+        in (messages[0])
+    )
+    assert "Set compute.use_bf16=false on this machine" in messages[0]
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "config", "device"),
+    [
+        (True, False, ComputeConfig(use_bf16=True), "cpu"),
+        (False, True, ComputeConfig(use_bf16=True), "cpu"),
+        (False, False, ComputeConfig(), "cpu"),
+        (False, False, ComputeConfig(use_bf16=True), "meta"),  # not a CPU
+    ],
+)
+def test_no_warning_where_bf16_is_native_or_not_asked_for(
+    cpu_features, caplog, avx512_bf16, amx, config, device
+):
+    cpu_features(avx512_bf16=avx512_bf16, amx=amx)
+    with caplog.at_level("WARNING"):
+        check_precision(config, torch.device(device))
+    assert caplog.records == []
+
+
+def test_the_model_loader_checks_the_precision(cpu_features, caplog, student):
+    from embedding_distillation.models import load_sentence_transformer
+
+    cpu_features(avx512_bf16=False, amx=False)
+    with caplog.at_level("WARNING"):
+        load_sentence_transformer(student, ComputeConfig(device="cpu", use_bf16=True))
+    assert any("without bfloat16 instructions" in r.message for r in caplog.records)

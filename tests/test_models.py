@@ -1,9 +1,11 @@
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.models import (
     backbone,
+    for_inference,
     has_dense,
     load_sentence_transformer,
     looks_like_local_path,
@@ -60,3 +62,38 @@ def test_weights_fingerprint_changes_with_the_weights(teacher_dense):
     assert before == weights_fingerprint(SentenceTransformer(teacher_dense, device="cpu"))
     next(model.parameters()).data[0, 0] += 1
     assert weights_fingerprint(model) != before
+
+
+def test_for_inference_keeps_a_model_that_is_already_ready(student):
+    model = SentenceTransformer(student, device="cpu")
+    model.train()
+    ready = for_inference(model, ComputeConfig(device="cpu"))
+    assert ready is model
+    assert not ready.training
+
+
+def test_for_inference_casts_a_copy_and_leaves_the_callers_model(student):
+    model = SentenceTransformer(student, device="cpu")
+    texts = ["the cat runs", "a dog sleeps quickly"]
+    ready = for_inference(model, ComputeConfig(device="cpu", use_bf16=True))
+    assert ready is not model
+    assert {p.dtype for p in ready.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    cosine = torch.nn.functional.cosine_similarity(
+        torch.as_tensor(
+            ready.encode(texts, convert_to_numpy=False, convert_to_tensor=True)
+        ).float(),
+        model.encode(texts, convert_to_tensor=True),
+    )
+    assert bool((cosine > 0.99).all())
+
+
+def test_for_inference_compiles_a_copy(student, monkeypatch):
+    from embedding_distillation import models
+
+    compiled = []
+    monkeypatch.setattr(models, "maybe_compile", lambda module, compute: compiled.append(module))
+    model = SentenceTransformer(student, device="cpu")
+    ready = for_inference(model, ComputeConfig(device="cpu", compile_model=True))
+    assert ready is not model
+    assert compiled == [ready[0]]

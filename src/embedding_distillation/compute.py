@@ -4,6 +4,7 @@ Everything else receives a :class:`ComputeConfig` (the ``compute`` parameter gro
 helpers here, so "which device", "which dtype" and "which attention kernel" are decided once.
 """
 
+import functools
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar, get_args
@@ -137,6 +138,36 @@ def resolve_device(device: str) -> torch.device:
 def torch_dtype(compute: ComputeConfig) -> torch.dtype:
     """The floating-point dtype that ``compute`` asks for."""
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute.precision]
+
+
+def cpu_has_bfloat16() -> bool:
+    """True when this CPU has bfloat16 instructions torch uses (AVX512-BF16 or AMX).
+
+    A torch build that cannot tell counts as yes: the check only exists to warn.
+    """
+    checks = [
+        getattr(torch.cpu, name, None)
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    ]
+    answers = [check() for check in checks if callable(check)]
+    return not answers or any(answers)
+
+
+@functools.cache
+def warn_emulated_bfloat16() -> None:
+    """Say once per process that bfloat16 on this CPU is emulated."""
+    logger.warning(
+        "use_bf16 is set on a CPU without bfloat16 instructions (AVX512-BF16 or AMX): torch "
+        "emulates bfloat16 here, which is usually slower than float32. Set "
+        "compute.use_bf16=false on this machine; it pays on CUDA GPUs and on CPUs such as AMD "
+        "Zen 4 or Intel Sapphire Rapids."
+    )
+
+
+def check_precision(compute: ComputeConfig, device: torch.device) -> None:
+    """Warn when the requested precision is emulated on ``device``."""
+    if device.type == "cpu" and compute.precision == "bf16" and not cpu_has_bfloat16():
+        warn_emulated_bfloat16()
 
 
 def attention_implementation(compute: ComputeConfig, device: torch.device) -> str | None:

@@ -8,6 +8,7 @@ A sentence-transformers model is a sequence of modules. The conventions used acr
   Normalize), ``final`` embeddings are the whole model's output.
 """
 
+import copy
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ from sentence_transformers.sentence_transformer.modules import Pooling
 from embedding_distillation.compute import (
     ComputeConfig,
     attention_implementation,
+    check_precision,
     maybe_compile,
     resolve_device,
     torch_dtype,
@@ -92,6 +94,7 @@ def load_sentence_transformer(
     float32 and the trainer applies mixed precision.
     """
     device = resolve_device(compute.device)
+    check_precision(compute, device)
     model_kwargs: dict[str, Any] = {
         "attn_implementation": attention_implementation(compute, device)
     }
@@ -111,6 +114,27 @@ def load_sentence_transformer(
         # would bypass a compiled model's __call__).
         maybe_compile(model[0], compute)
     return model
+
+
+def for_inference(model: SentenceTransformer, compute: ComputeConfig) -> SentenceTransformer:
+    """``model`` on the compute device and precision, in eval mode, compiled if asked.
+
+    What :func:`load_sentence_transformer` does at load time, for a model already in memory
+    (the trained student, which the catalog loads in float32 on the CPU), so that it is
+    measured like the teacher and the untrained student. A model already on that device and
+    precision is returned as it is; otherwise a copy is moved, so the caller's model (also saved
+    and pushed) keeps its float32 weights.
+    """
+    device = resolve_device(compute.device)
+    dtype = torch_dtype(compute)
+    first = next(model.parameters(), None)
+    if first is None or (
+        first.device == device and first.dtype == dtype and not compute.compile_model
+    ):
+        return model.eval()
+    ready = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    maybe_compile(ready[0], compute)
+    return ready
 
 
 def pooling_index(model: SentenceTransformer) -> int:

@@ -82,6 +82,26 @@ def test_training_arguments_defaults(tmp_path):
     assert args.activation_checkpointing is False
 
 
+def test_auto_device_on_a_cpu_machine_tells_the_trainer_it_is_a_cpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    args = training_arguments(_config(tmp_path, device="auto", use_bf16=True), num_rows=50)
+    assert args.use_cpu is True
+    assert args.dataloader_pin_memory is False
+
+
+def test_bf16_trains_with_device_auto_on_a_cpu(tmp_path, student_dense, monkeypatch):
+    # Before, "auto" reached the trainer as not-a-CPU and bf16 stopped it ("Your setup doesn't
+    # support bf16/gpu").
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    config = _config(tmp_path, student_model=student_dense, device="auto", use_bf16=True)
+    model = prepare_student(config, 40)
+    metrics = train_student(model, _data(16, {FINAL: 40}), config)
+    assert metrics["global_step"] == 2
+    assert np.isfinite(metrics["train_loss"])
+
+
 def test_fp16_maps_to_fp16(tmp_path):
     args = training_arguments(_config(tmp_path, device="auto", use_fp16=True), num_rows=50)
     assert (args.fp16, args.bf16) == (True, False)

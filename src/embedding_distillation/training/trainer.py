@@ -287,6 +287,7 @@ def training_arguments(
     # Floor, not ceil: a run of a few steps must not spend them all at learning rate 0.
     warmup_steps = int(config.warmup_ratio * steps)
     compute = config.compute
+    device = resolve_device(compute.device)  # "auto" too: the trainer must know it is a CPU
     return SentenceTransformerTrainingArguments(
         output_dir=config.output_dir,
         num_train_epochs=config.num_epochs,
@@ -302,8 +303,8 @@ def training_arguments(
         save_steps=config.save_steps,
         logging_steps=config.logging_steps,
         seed=config.seed,
-        use_cpu=compute.device == "cpu",
-        dataloader_pin_memory=resolve_device(compute.device).type == "cuda",
+        use_cpu=device.type == "cpu",
+        dataloader_pin_memory=device.type == "cuda",
         report_to="none",
         disable_tqdm=False,
     )

@@ -158,3 +158,36 @@ def test_bad_hidden_state_map_stops_the_train_node_before_loading(tmp_path, embe
             {"student_model": "does/not-exist", "hidden_state_layer_map": {1: 4}},
             {"device": "cpu"},
         )
+
+
+def test_evaluate_node_measures_the_trained_student_at_the_compute_precision(
+    embeddings, student, monkeypatch
+):
+    """The catalog loads the trained student in float32; under bf16 the teacher and the
+    untrained student run in bfloat16, so the trained one must too (same speed and quality
+    footing), while the model that is saved and pushed keeps its float32 weights."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from embedding_distillation.pipelines.distillation import nodes
+
+    seen = {}
+
+    def spy(models, *args, **kwargs):
+        seen.update({name: next(m.parameters()).dtype for name, m in models.items()})
+        return {}
+
+    monkeypatch.setattr(nodes, "evaluate_models", spy)
+    trained = SentenceTransformer(student, device="cpu")
+    evaluate_student(
+        trained,
+        embeddings.select(range(8)),
+        None,
+        {},
+        {"student_model": student},
+        {"teacher_model": student},
+        {"device": "cpu", "use_bf16": True},
+        {"speed_texts": 4},
+    )
+    assert seen == dict.fromkeys(("teacher", "student_before", "student_after"), torch.bfloat16)
+    assert next(trained.parameters()).dtype == torch.float32

@@ -17,7 +17,11 @@ from embedding_distillation.evaluation.metrics import (
 )
 from embedding_distillation.evaluation.report import render_report
 from embedding_distillation.hub import ModelCardInfo
-from embedding_distillation.models import load_sentence_transformer, resolve_model_source
+from embedding_distillation.models import (
+    for_inference,
+    load_sentence_transformer,
+    resolve_model_source,
+)
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
@@ -67,7 +71,7 @@ def evaluate_student(
     models = {
         "teacher": load_sentence_transformer(teacher_source, compute_config),
         "student_before": load_student(config),
-        "student_after": student_model,
+        "student_after": for_inference(student_model, compute_config),
     }
     metrics = evaluate_models(
         models,
