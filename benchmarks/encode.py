@@ -277,13 +277,18 @@ def start_child(
     *,
     script: Path | None = None,
     runs: Path = RUNS,
+    wrap: list[str] | None = None,
 ) -> Any:
-    """Start ``script`` (default: this file) as a child; its logs go to ``runs/<name>/``."""
+    """Start ``script`` (default: this file) as a child; its logs go to ``runs/<name>/``.
+
+    ``wrap``: a command prefix the child's command line is appended to (e.g. a shell that joins
+    a cgroup and then ``exec``s it).
+    """
     run_dir = fresh_dir(runs / name)
     spec = {**spec, "threads": threads}
     with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
         return subprocess.Popen(
-            child_command(python, spec, script),
+            [*(wrap or []), *child_command(python, spec, script)],
             stdout=out,
             stderr=err,
             env=child_env(threads, run_dir),
@@ -312,14 +317,16 @@ def run_child(
     *,
     script: Path | None = None,
     runs: Path = RUNS,
+    wrap: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run a child (``script``, default this file) to completion; return its parsed result."""
     print(f"  running {name} ...", flush=True)
-    process = start_child(name, spec, threads, python, script=script, runs=runs)
+    process = start_child(name, spec, threads, python, script=script, runs=runs, wrap=wrap)
     process.wait()
     result = read_child_result(name, process.returncode, runs)
     if "seconds" in result:
-        print(f"    {result['rows']} rows in {result['seconds']:.1f} s", flush=True)
+        rows = f"{result['rows']} rows in " if "rows" in result else ""
+        print(f"    {rows}{result['seconds']:.1f} s", flush=True)
     return result
 
 

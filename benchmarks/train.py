@@ -24,7 +24,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -262,30 +261,7 @@ CHILD_JOBS = {
 
 def run_child(name: str, spec: dict[str, Any], threads: int, python: Path | str) -> dict:
     """Run this file as a child for ``spec``; logs go to ``.work/runs-train/<name>/``."""
-    print(f"  running {name} ...", flush=True)
-    run_dir = enc.fresh_dir(RUNS / name)
-    spec = {**spec, "threads": threads}
-    command = [str(python), str(Path(__file__).resolve()), "--child", json.dumps(spec)]
-    with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
-        done = subprocess.run(
-            command,
-            check=False,
-            stdout=out,
-            stderr=err,
-            env=enc.child_env(threads, run_dir),
-            cwd=ROOT,
-        )
-    if done.returncode != 0:
-        raise enc.ChildFailedError(
-            f"{name} exited with code {done.returncode}; stderr tail:\n{enc.stderr_tail(run_dir)}"
-        )
-    for line in reversed((run_dir / "stdout.log").read_text().splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-            if "seconds" in result:
-                print(f"    {result['seconds']:.1f} s", flush=True)
-            return result
-    raise enc.ChildFailedError(f"{name} printed no result line:\n{enc.stderr_tail(run_dir)}")
+    return enc.run_child(name, spec, threads, python, script=Path(__file__).resolve(), runs=RUNS)
 
 
 def prepare_targets(rows: int, threads: int) -> tuple[Path, Path, str]:

@@ -30,7 +30,6 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -208,32 +207,14 @@ def run_child(
 
     With ``cgroup``, the child joins that cgroup before Python starts.
     """
-    print(f"  running {name} ...", flush=True)
-    run_dir = enc.fresh_dir(RUNS / name)
-    spec = {**spec, "threads": threads}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    wrap = None
     if cgroup is not None:
         join = f'echo $$ > {shlex.quote(str(cgroup / "cgroup.procs"))} && exec "$@"'
-        command = ["sh", "-c", join, "sh", *command]
-    with open(run_dir / "stdout.log", "w") as out, open(run_dir / "stderr.log", "w") as err:
-        done = subprocess.run(
-            command,
-            check=False,
-            stdout=out,
-            stderr=err,
-            env=enc.child_env(threads, run_dir),
-            cwd=ROOT,
-        )
-    if done.returncode != 0:
-        raise enc.ChildFailedError(
-            f"{name} exited with code {done.returncode}; stderr tail:\n{enc.stderr_tail(run_dir)}"
-        )
-    for line in reversed((run_dir / "stdout.log").read_text().splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            result = json.loads(line[len(RESULT_PREFIX) :])
-            result["cache_bytes"] = enc.bytes_on_disk(run_dir / "hf-cache")
-            return result
-    raise enc.ChildFailedError(f"{name} printed no result line:\n{enc.stderr_tail(run_dir)}")
+        wrap = ["sh", "-c", join, "sh"]
+    script = Path(__file__).resolve()
+    result = enc.run_child(name, spec, threads, script=script, runs=RUNS, wrap=wrap)
+    result["cache_bytes"] = enc.bytes_on_disk(RUNS / name / "hf-cache")
+    return result
 
 
 def prepare_assets(sizes: list[int], threads: int) -> tuple[str, list[Path]]:
