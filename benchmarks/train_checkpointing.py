@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import encode as enc  # stdlib-only helpers shared with the encoding benchmark
 
-ROOT = enc.ROOT
 WORK = enc.WORK / "train-checkpointing"
 RESULTS_FILE = enc.BENCH_DIR / "RESULTS_train_checkpointing.md"
 STUDENT_INIT = (0, 2, 4, 6, 8, 11)

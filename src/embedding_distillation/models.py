@@ -107,12 +107,18 @@ def load_sentence_transformer(
             f"Could not load the sentence-transformers model {source!r}: {e}. Check the Hub id "
             "(and network/HF_ENDPOINT) or pass a local model folder."
         ) from e
-    if not for_training:
-        model.eval()
-        # The encoder calls the modules one by one, so compile the transformer module: its
-        # __call__ is what runs (it reaches the Hugging Face model through .forward, which
-        # would bypass a compiled model's __call__).
-        maybe_compile(model[0], compute)
+    return model if for_training else _prepare_for_inference(model, compute)
+
+
+def _prepare_for_inference(
+    model: SentenceTransformer, compute: ComputeConfig
+) -> SentenceTransformer:
+    """Eval mode and, when asked, compilation, in place: the last steps of making a model ready."""
+    model.eval()
+    # The encoder calls the modules one by one, so compile the transformer module: its
+    # __call__ is what runs (it reaches the Hugging Face model through .forward, which
+    # would bypass a compiled model's __call__).
+    maybe_compile(model[0], compute)
     return model
 
 
@@ -132,9 +138,7 @@ def for_inference(model: SentenceTransformer, compute: ComputeConfig) -> Sentenc
         first.device == device and first.dtype == dtype and not compute.compile_model
     ):
         return model.eval()
-    ready = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
-    maybe_compile(ready[0], compute)
-    return ready
+    return _prepare_for_inference(copy.deepcopy(model).to(device=device, dtype=dtype), compute)
 
 
 def pooling_index(model: SentenceTransformer) -> int:

@@ -13,15 +13,20 @@ from embedding_distillation.encoding.config import (
     OutputType,
     hidden_state_column,
 )
-from embedding_distillation.models import has_dense, mean_pool, module_names, pooling_index
+from embedding_distillation.models import (
+    has_dense,
+    mean_pool,
+    module_names,
+    pooling_index,
+    text_config,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def num_hidden_layers(config: Any) -> int:
     """Number of transformer layers in a transformers config (text part for multimodal ones)."""
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    layers = getattr(text_config, "num_hidden_layers", None)
+    layers = getattr(text_config(config), "num_hidden_layers", None)
     if layers is None:
         raise ValueError(
             f"Cannot tell how many layers the teacher has (config {type(config).__name__}); "
