@@ -147,6 +147,13 @@ def student_dense(models_dir: Path) -> str:
     return str(models_dir / "student_dense" / "model")
 
 
+@pytest.fixture(scope="session")
+def mpnet_student(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny MPNet sentence-transformer (3 layers, 32-d): the all-mpnet-base-v2 family's shape."""
+    folder = tmp_path_factory.mktemp("mpnet")
+    return str(build_model(folder, hidden=32, layers=3, seed=5, architecture="mpnet"))
+
+
 @pytest.fixture
 def corpus() -> Dataset:
     """A 50-row corpus with a `text` column and an extra column."""

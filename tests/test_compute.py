@@ -6,7 +6,6 @@ import torch
 from embedding_distillation import compute
 from embedding_distillation.compute import (
     ComputeConfig,
-    attention_implementation,
     check_precision,
     resolve_device,
     torch_dtype,
@@ -69,14 +68,6 @@ def test_cuda_without_cuda_fails_clearly(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(RuntimeError, match="compute.device is 'cuda' but torch sees no CUDA"):
         resolve_device("cuda")
-
-
-def test_flash_attention_falls_back_to_sdpa_with_one_warning_on_cpu(caplog):
-    config = ComputeConfig(use_flash_attention=True)
-    with caplog.at_level("WARNING"):
-        assert attention_implementation(config, torch.device("cpu")) is None
-    assert sum("flash-attn is not usable" in r.message for r in caplog.records) == 1
-    assert attention_implementation(ComputeConfig(), torch.device("cpu")) is None
 
 
 @pytest.fixture

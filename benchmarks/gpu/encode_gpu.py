@@ -8,7 +8,8 @@ the same machine, so the ratios printed last compare figures from one run. It me
   on random-weight teachers built by the anchor's own ``build_st`` (EmbeddingGemma-300M-shaped
   with its two Dense layers, mpnet-base-shaped) over the anchor's ``corpus(n)``, in bf16, for a
   few batching settings, with ``use_flash_attention`` (must fall back to sdpa with exactly one
-  warning when flash-attn is absent) and with ``compile_model``;
+  warning when flash-attn is absent, or for MPNet, which has no flash path) and with
+  ``compile_model``;
 - one bf16 training epoch of a MiniLM-shaped student (+ Dense 384->768, Normalize) with our
   ``EmbeddingDistillationTrainer`` on the stored mpnet-shaped embeddings.
 
@@ -52,6 +53,7 @@ GPU_BENCH_TRAIN_N=64 python benchmarks/gpu/encode_gpu.py`` (with ``src`` importa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import importlib.util
@@ -63,6 +65,7 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -73,6 +76,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from embedding_distillation.attention import model_class, uses_fused_attention
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.config import FINAL_COLUMN, EncodingConfig
 from embedding_distillation.encoding.engine import (
@@ -392,16 +396,22 @@ def load_job(
     )
     job = prepare_encoding(corpus, config, setting.compute(opts.device, opts.bf16))
     start = time.perf_counter()
-    with WarningCounter("embedding_distillation.compute") as warnings:
+    with WarningCounter("embedding_distillation.attention") as warnings:
         encoder = job.encoder()
     attn = encoder.model[0].auto_model.config._attn_implementation
-    info = {"load_s": round(time.perf_counter() - start, 2), "attn_implementation": attn}
+    info = {
+        "load_s": round(time.perf_counter() - start, 2),
+        "attn_implementation": attn,
+        # MPNet: transformers says "eager"; these modules run through sdpa (attention.py)
+        "fused_attention_modules": sum(map(uses_fused_attention, encoder.model.modules())),
+    }
     if setting.group == "flash":
         from transformers.utils import is_flash_attn_2_available
 
         info["flash_attn_installed"] = is_flash_attn_2_available()
         info["fallback_warnings"] = len(warnings.messages)
-        expected = 0 if info["flash_attn_installed"] and opts.cuda else 1
+        supported = getattr(model_class(str(teacher.folder)), "_supports_flash_attn", True)
+        expected = 0 if info["flash_attn_installed"] and opts.cuda and supported else 1
         if len(warnings.messages) != expected:
             results.fail(
                 f"{teacher.name}: use_flash_attention logged {len(warnings.messages)} warnings, "
@@ -498,17 +508,40 @@ def plain_encode(
 
     The anchor's figure comes from the image's sentence-transformers/transformers; this one from
     ours, so (ours / this) isolates the engine from library versions. Timed by the anchor's own
-    ``timed_encode`` after its warm-up on 1024 texts.
+    ``timed_encode`` after its warm-up on 1024 texts. The same model means the same attention:
+    for MPNet, the sdpa attention of ``attention.py``; MPNet is then timed once more with
+    transformers' eager attention (``eager_tok_per_s``), the A/B of that choice on this card.
     """
     model = job.encoder().model
-    anchor.timed_encode(model, texts[:1024], 128)
-    seconds = anchor.timed_encode(model, texts, 128)
     assert teacher.lengths is not None
-    return {
+
+    def tokens_per_second() -> tuple[float, int]:
+        anchor.timed_encode(model, texts[:1024], 128)
+        seconds = anchor.timed_encode(model, texts, 128)
+        return seconds, round(teacher.tokens / seconds)
+
+    seconds, tok_per_s = tokens_per_second()
+    result: dict[str, Any] = {
         "texts_per_s": round(len(texts) / seconds),
-        "tok_per_s": round(teacher.tokens / seconds),
+        "tok_per_s": tok_per_s,
         "seconds": round(seconds, 3),
     }
+    with eager_attention(model) as switched:
+        if switched:
+            result["eager_tok_per_s"] = tokens_per_second()[1]
+    return result
+
+
+@contextlib.contextmanager
+def eager_attention(model: torch.nn.Module) -> Iterator[int]:
+    """transformers' own (eager) attention while inside: the sdpa forwards taken off MPNet."""
+    fused = [module for module in model.modules() if uses_fused_attention(module)]
+    forwards = [module.__dict__.pop("forward") for module in fused]
+    try:
+        yield len(fused)
+    finally:
+        for module, forward in zip(fused, forwards, strict=True):
+            module.forward = forward
 
 
 def run_setting(
@@ -773,6 +806,12 @@ def model_ratio_lines(results: Results, anchor: dict[str, Any], name: str) -> li
             f"{name}: ours {ours['tok_per_s']:,} tok/s vs plain ST encode b128 in our process "
             f"(our library versions) {here['tok_per_s']:,} = {ratio:.2f}x"
         )
+        if here.get("eager_tok_per_s"):
+            lines.append(
+                f"{name}: plain ST encode b128 here, sdpa attention (attention.py) "
+                f"{here['tok_per_s']:,} vs transformers' eager {here['eager_tok_per_s']:,} tok/s "
+                f"= {here['tok_per_s'] / here['eager_tok_per_s']:.2f}x"
+            )
     if ours.get("mfu") is not None:
         anchor_mfu = ""
         if plain and "bf16_matmul_tflops" in anchor:

@@ -53,7 +53,7 @@ class TeacherEmbeddingsGenerator:
         use_fp16: Run the teacher in float16.
         use_bf16: Run the teacher in bfloat16.
         compile_model: ``torch.compile`` the teacher.
-        use_flash_attention: flash_attention_2 when installed, else sdpa (one warning).
+        use_flash_attention: flash_attention_2 where usable, else sdpa (one warning).
         chunk_size: Extra: rows per stored shard (unit of resume and of pushes).
         embedding_dtype: Extra: ``float32`` or ``float16`` storage.
         max_tokens_per_batch: Extra: fill batches by token budget instead of ``batch_size``.

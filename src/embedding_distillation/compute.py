@@ -1,7 +1,8 @@
-"""Device, precision, attention and compilation: the one place that asks torch about hardware.
+"""Device, precision and compilation: the one place that asks torch about hardware.
 
 Everything else receives a :class:`ComputeConfig` (the ``compute`` parameter group) and calls the
-helpers here, so "which device", "which dtype" and "which attention kernel" are decided once.
+helpers here, so "which device" and "which dtype" are decided once ("which attention kernel":
+:mod:`embedding_distillation.attention`).
 """
 
 import functools
@@ -30,7 +31,7 @@ class ComputeConfig:
         use_fp16: Run in float16.
         use_bf16: Run in bfloat16 (Ampere or newer GPUs, recent CPUs).
         compile_model: Wrap the model with ``torch.compile``.
-        use_flash_attention: Use flash_attention_2 when installed, else PyTorch's sdpa.
+        use_flash_attention: flash_attention_2 where usable, else PyTorch's sdpa (one warning).
         gradient_checkpointing: Trade compute for memory when training.
     """
 
@@ -168,29 +169,6 @@ def check_precision(compute: ComputeConfig, device: torch.device) -> None:
     """Warn when the requested precision is emulated on ``device``."""
     if device.type == "cpu" and compute.precision == "bf16" and not cpu_has_bfloat16():
         warn_emulated_bfloat16()
-
-
-def attention_implementation(compute: ComputeConfig, device: torch.device) -> str | None:
-    """Pick the attention kernel: flash_attention_2 when asked for and usable.
-
-    ``None`` leaves the choice to transformers, which uses PyTorch's fused sdpa attention
-    where the architecture supports it and eager attention otherwise (MPNet, for one).
-    """
-    if not compute.use_flash_attention:
-        return None
-    from transformers.utils import is_flash_attn_2_available
-
-    if device.type == "cuda" and is_flash_attn_2_available():
-        return "flash_attention_2"
-    logger.warning(
-        "use_flash_attention is set but flash-attn is not usable here (device %s, installed: %s); "
-        "using the model's default attention instead (PyTorch's sdpa where the architecture "
-        "has it, eager otherwise). Install flash-attn with "
-        "`pip install flash-attn --no-build-isolation` on a CUDA machine.",
-        device.type,
-        is_flash_attn_2_available(),
-    )
-    return None
 
 
 def maybe_compile(model: torch.nn.Module, compute: ComputeConfig) -> torch.nn.Module:

@@ -19,9 +19,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Pooling
 
+from embedding_distillation.attention import attention_implementation, use_fused_attention
 from embedding_distillation.compute import (
     ComputeConfig,
-    attention_implementation,
     check_precision,
     maybe_compile,
     resolve_device,
@@ -91,12 +91,12 @@ def load_sentence_transformer(
     """Load a sentence-transformers model on the configured device, dtype and attention.
 
     For inference the weights are cast to the requested precision; for training they stay in
-    float32 and the trainer applies mixed precision.
+    float32 and the trainer applies mixed precision. Attention: see :mod:`.attention`.
     """
     device = resolve_device(compute.device)
     check_precision(compute, device)
     model_kwargs: dict[str, Any] = {
-        "attn_implementation": attention_implementation(compute, device)
+        "attn_implementation": attention_implementation(compute, device, source)
     }
     if not for_training and compute.precision != "fp32":
         model_kwargs["dtype"] = torch_dtype(compute)
@@ -107,6 +107,7 @@ def load_sentence_transformer(
             f"Could not load the sentence-transformers model {source!r}: {e}. Check the Hub id "
             "(and network/HF_ENDPOINT) or pass a local model folder."
         ) from e
+    use_fused_attention(model)
     return model if for_training else _prepare_for_inference(model, compute)
 
 
@@ -134,6 +135,7 @@ def for_inference(model: SentenceTransformer, compute: ComputeConfig) -> Sentenc
     device = resolve_device(compute.device)
     dtype = torch_dtype(compute)
     first = next(model.parameters(), None)
+    use_fused_attention(model)  # in place: the same numbers, and a copy inherits it
     if first is None or (
         first.device == device and first.dtype == dtype and not compute.compile_model
     ):

@@ -13,15 +13,8 @@ from embedding_distillation.training.checkpointing import (
     enable_activation_checkpointing,
 )
 from embedding_distillation.training.trainer import train_student
-from tests.conftest import build_model, make_sentences
+from tests.conftest import make_sentences
 from tests.training.conftest import training_config
-
-
-@pytest.fixture(scope="module")
-def mpnet_student(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny MPNet sentence-transformer (transformers has no checkpointing for MPNet)."""
-    folder = tmp_path_factory.mktemp("mpnet")
-    return str(build_model(folder, hidden=32, layers=3, seed=5, architecture="mpnet"))
 
 
 def _load(source: str) -> SentenceTransformer:

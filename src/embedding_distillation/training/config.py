@@ -52,7 +52,7 @@ class EmbeddingTrainerConfig:
         use_fp16: Mixed precision float16.
         use_bf16: Mixed precision bfloat16.
         compile_model: ``torch.compile`` the student.
-        use_flash_attention: flash_attention_2 when installed, else sdpa.
+        use_flash_attention: flash_attention_2 where usable, else sdpa (one warning).
         gradient_checkpointing: Recompute activations to save memory.
         device: Extra: ``auto``, ``cuda``, ``mps`` or ``cpu``.
         projection: Extra: when the student's output size differs from the target's, ``learned``
