@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -27,6 +28,16 @@ WORDS = (
     "house tree river city car train music book reads writes paper science data model learns "
     "teacher student embedding vector space sentence word night day sun moon rain snow"
 ).split()
+
+
+def training_gradients(model: Any, texts: list[str]) -> dict[str, torch.Tensor]:
+    """One training-mode forward + backward (dropout on, fixed seed); the gradients by name."""
+    model.train()
+    model.zero_grad()
+    torch.manual_seed(0)
+    features = model.preprocess(texts)
+    model(dict(features))["sentence_embedding"].pow(3).sum().backward()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 def make_sentences(count: int, seed: int = 0) -> list[str]:

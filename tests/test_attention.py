@@ -16,7 +16,7 @@ from embedding_distillation.attention import (
 )
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.models import for_inference, load_sentence_transformer
-from tests.conftest import make_sentences
+from tests.conftest import make_sentences, training_gradients
 
 FLASH = ComputeConfig(use_flash_attention=True)
 CUDA = torch.device("cuda")
@@ -126,21 +126,13 @@ def test_a_texts_embedding_does_not_depend_on_its_batch_mates(mpnet_student):
     torch.testing.assert_close(with_long_ones, alone, rtol=1e-5, atol=1e-6)
 
 
-def _gradients(model: SentenceTransformer) -> dict[str, torch.Tensor]:
-    model.train()
-    model.zero_grad()
-    features = model.preprocess(TEXTS)
-    model(dict(features))["sentence_embedding"].pow(3).sum().backward()
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-
-
 def test_fused_attention_gives_the_eager_gradients(mpnet_student):
     plain, fused = _plain(mpnet_student), _fused(mpnet_student)
     for model in (plain, fused):  # dropout off: the two draw their masks differently
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = 0.0
-    expected, got = _gradients(plain), _gradients(fused)
+    expected, got = training_gradients(plain, TEXTS), training_gradients(fused, TEXTS)
     assert expected.keys() == got.keys() and len(got) > 10
     for name, grad in expected.items():
         torch.testing.assert_close(got[name], grad, rtol=1e-4, atol=1e-7, msg=name)

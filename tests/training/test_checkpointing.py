@@ -13,22 +13,12 @@ from embedding_distillation.training.checkpointing import (
     enable_activation_checkpointing,
 )
 from embedding_distillation.training.trainer import train_student
-from tests.conftest import make_sentences
+from tests.conftest import make_sentences, training_gradients
 from tests.training.conftest import training_config
 
 
 def _load(source: str) -> SentenceTransformer:
     return SentenceTransformer(source, device="cpu")
-
-
-def _backward(model: SentenceTransformer, texts: list[str]) -> dict[str, torch.Tensor]:
-    """One training-mode forward + backward (dropout on, fixed seed); the gradients by name."""
-    model.train()
-    model.zero_grad()
-    torch.manual_seed(0)
-    features = model.preprocess(texts)
-    model(dict(features))["sentence_embedding"].pow(3).sum().backward()
-    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 def test_mpnet_layers_run_under_checkpoint(mpnet_student):
@@ -48,7 +38,7 @@ def test_checkpointed_layers_are_recomputed_in_the_backward_pass(mpnet_student):
     model[0].auto_model.encoder.layer[1].intermediate.register_forward_hook(
         lambda *_: calls.append(torch.is_grad_enabled())
     )
-    _backward(model, make_sentences(4))
+    training_gradients(model, make_sentences(4))
     assert len(calls) == 2  # the forward pass, then its recomputation
     with torch.no_grad():
         model.eval()
@@ -58,10 +48,10 @@ def test_checkpointed_layers_are_recomputed_in_the_backward_pass(mpnet_student):
 
 def test_checkpointing_leaves_the_gradients_unchanged(mpnet_student):
     texts = make_sentences(6, seed=1)
-    plain = _backward(_load(mpnet_student), texts)
+    plain = training_gradients(_load(mpnet_student), texts)
     model = _load(mpnet_student)
     enable_activation_checkpointing(model)
-    checkpointed = _backward(model, texts)
+    checkpointed = training_gradients(model, texts)
     assert plain.keys() == checkpointed.keys()
     assert len(plain) > 10
     for name, grad in plain.items():
