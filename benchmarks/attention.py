@@ -35,9 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import encode as enc  # stdlib-only helpers shared with the encoding benchmark
+import harness  # stdlib-only helpers shared by the benchmarks
 
-RESULTS_FILE = enc.BENCH_DIR / "RESULTS_attention.md"
+RESULTS_FILE = harness.BENCH_DIR / "RESULTS_attention.md"
 STUDENT_INIT = (0, 2, 4, 6, 8, 11)
 BATCH_SIZE = 32
 
@@ -83,8 +83,8 @@ def measure(threads: int, rounds: int, count: int) -> tuple[list[list[str]], lis
     from embedding_distillation.training.student_init import keep_layers
 
     torch.set_num_threads(threads)
-    texts = pq.read_table(enc.DEFAULT_CORPUS, columns=["text"]).column("text").to_pylist()
-    eager = SentenceTransformer(str(enc.DEFAULT_TEACHER), device="cpu").eval()
+    texts = pq.read_table(harness.DEFAULT_CORPUS, columns=["text"]).column("text").to_pylist()
+    eager = SentenceTransformer(str(harness.DEFAULT_TEACHER), device="cpu").eval()
     fused = copy.deepcopy(eager)
     use_fused_attention(fused)
     models = {"eager": eager, "sdpa": fused}
@@ -174,7 +174,7 @@ def main() -> None:
         "",
         f"- command: `{command}`",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {enc.cpu_model()} ({os.cpu_count()} logical cores), load average at start "
+        f"- CPU: {harness.cpu_model()} ({os.cpu_count()} logical cores), load average at start "
         f"{', '.join(f'{x:.2f}' for x in load)}; threads: {args.threads}",
         f"- rounds: {args.rounds} (the first a warm-up), eager and sdpa alternating in one "
         f"process; medians; total runtime {minutes} min {secs:02d} s",
@@ -183,7 +183,9 @@ def main() -> None:
         "teacher cut to its layers 0 2 4 6 8 11 (the quality recipe's student), batch 32, "
         "forward + backward in training mode",
         "- versions: "
-        + ", ".join(f"{k} {v}" for k, v in enc.package_versions(["torch", "transformers"]).items()),
+        + ", ".join(
+            f"{k} {v}" for k, v in harness.package_versions(["torch", "transformers"]).items()
+        ),
         "",
         *table,
         "",

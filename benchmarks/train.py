@@ -6,12 +6,12 @@ in its own subprocess:
 1. ours: ``embedding_distillation.EmbeddingDistillationTrainer(...).train(parquet)``;
 2. plain sentence-transformers: ``SentenceTransformerTrainer`` + ``losses.MSELoss``;
 3. distil-trainer 0.1.27's ``EmbeddingDistillationTrainer.train`` in its own venv
-   (``benchmarks/.work/venv-distil``, created by ``encode.py``'s helper if missing).
+   (``benchmarks/.work/venv-distil``, created by ``harness.py``'s helper if missing).
 
 Each reports training seconds, samples/s, peak RSS and the mean cosine to the teacher of the
 trained student on 300 held-out texts. The script prints a Markdown table and writes it to
 ``benchmarks/RESULTS_train.md``. The same file is also the child process (``--child SPEC``),
-so the top level imports only the standard library (and ``encode.py``'s stdlib helpers).
+so the top level imports only the standard library (and ``harness.py``'s stdlib helpers).
 
 Usage::
 
@@ -31,21 +31,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import encode as enc  # stdlib-only helpers shared with the encoding benchmark
+import harness  # stdlib-only helpers shared by the benchmarks
 
-ROOT = enc.ROOT
-WORK = enc.WORK
+ROOT = harness.ROOT
+WORK = harness.WORK
 RUNS = WORK / "runs-train"
-RESULTS_FILE = enc.BENCH_DIR / "RESULTS_train.md"
-CORPUS = enc.DEFAULT_CORPUS
-TEACHER = enc.DEFAULT_TEACHER
+RESULTS_FILE = harness.BENCH_DIR / "RESULTS_train.md"
+CORPUS = harness.DEFAULT_CORPUS
+TEACHER = harness.DEFAULT_TEACHER
 STUDENT_BASE = ROOT / "data" / "01_raw" / "models" / "all-MiniLM-L6-v2"
 STUDENT_DIR = WORK / "student-dense"
 HELD_OUT = 300
 BATCH_SIZE = 32
 LEARNING_RATE = 1e-4
-TARGET = enc.FINAL_COLUMN
-RESULT_PREFIX = enc.RESULT_PREFIX
+TARGET = harness.FINAL_COLUMN
+RESULT_PREFIX = harness.RESULT_PREFIX
 SEED = 42
 
 
@@ -129,7 +129,7 @@ def job_student(spec: dict[str, Any]) -> dict[str, Any]:
         "modules": [type(m).__name__ for m in reloaded],
         "dimension": reloaded.get_sentence_embedding_dimension(),
         "cosine": held_out_cosine(reloaded, spec["held_out"]),
-        "versions": enc.package_versions(["sentence-transformers"]),
+        "versions": harness.package_versions(["sentence-transformers"]),
     }
 
 
@@ -138,7 +138,7 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from embedding_distillation.api import EmbeddingDistillationTrainer
     from embedding_distillation.training.config import EmbeddingTrainerConfig
 
-    baseline = enc.peak_rss_mb()
+    baseline = harness.peak_rss_mb()
     started = time.perf_counter()
     trainer = EmbeddingDistillationTrainer(
         EmbeddingTrainerConfig(
@@ -162,7 +162,7 @@ def job_ours(spec: dict[str, Any]) -> dict[str, Any]:
         "train_loss": metrics["train_loss"],
         "baseline_rss_mb": baseline,
         "cosine": held_out_cosine(trainer.model, spec["held_out"]),
-        "versions": enc.package_versions(
+        "versions": harness.package_versions(
             ["embedding-distillation", "torch", "sentence-transformers", "transformers"]
         ),
     }
@@ -178,7 +178,7 @@ def job_plain(spec: dict[str, Any]) -> dict[str, Any]:
         losses,
     )
 
-    baseline = enc.peak_rss_mb()
+    baseline = harness.peak_rss_mb()
     started = time.perf_counter()
     data = Dataset.from_parquet(spec["train"]).rename_column(TARGET, "label")
     model = SentenceTransformer(spec["student"], device="cpu")
@@ -204,7 +204,7 @@ def job_plain(spec: dict[str, Any]) -> dict[str, Any]:
         "train_loss": float(result.training_loss),
         "baseline_rss_mb": baseline,
         "cosine": held_out_cosine(model, spec["held_out"]),
-        "versions": enc.package_versions(["torch", "sentence-transformers", "transformers"]),
+        "versions": harness.package_versions(["torch", "sentence-transformers", "transformers"]),
     }
 
 
@@ -213,7 +213,7 @@ def job_distil(spec: dict[str, Any]) -> dict[str, Any]:
     from datasets import Dataset
     from distil_trainer import EmbeddingDistillationTrainer, EmbeddingTrainerConfig
 
-    baseline = enc.peak_rss_mb()
+    baseline = harness.peak_rss_mb()
     started = time.perf_counter()
     data = Dataset.from_parquet(spec["train"])
     trainer = EmbeddingDistillationTrainer(
@@ -239,7 +239,7 @@ def job_distil(spec: dict[str, Any]) -> dict[str, Any]:
         "train_loss": float(metrics["train_loss"]),
         "baseline_rss_mb": baseline,
         "cosine": held_out_cosine(trainer._original_model, spec["held_out"]),
-        "versions": enc.package_versions(
+        "versions": harness.package_versions(
             ["distil-trainer", "torch", "sentence-transformers", "transformers"]
         ),
     }
@@ -261,7 +261,9 @@ CHILD_JOBS = {
 
 def run_child(name: str, spec: dict[str, Any], threads: int, python: Path | str) -> dict:
     """Run this file as a child for ``spec``; logs go to ``.work/runs-train/<name>/``."""
-    return enc.run_child(name, spec, threads, python, script=Path(__file__).resolve(), runs=RUNS)
+    return harness.run_child(
+        name, spec, threads, python, script=Path(__file__).resolve(), runs=RUNS
+    )
 
 
 def prepare_targets(rows: int, threads: int) -> tuple[Path, Path, str]:
@@ -271,7 +273,7 @@ def prepare_targets(rows: int, threads: int) -> tuple[Path, Path, str]:
     if train.exists() and held_out.exists():
         return train, held_out, f"reused cache {folder.relative_to(ROOT)}"
     if not CORPUS.exists():
-        sys.exit(f"{CORPUS} is missing: run `python -m embedding_distillation.demo_assets`.")
+        sys.exit(f"{CORPUS} is missing: run `python -m embedding_distillation.demo`.")
     folder.mkdir(parents=True, exist_ok=True)
     spec = {
         "job": "targets",
@@ -298,7 +300,7 @@ def prepare_student(held_out: Path, threads: int) -> dict[str, Any]:
     spec["reuse"] = (STUDENT_DIR / "modules.json").exists()
     if not spec["reuse"]:
         shutil.rmtree(STUDENT_DIR, ignore_errors=True)
-    return run_child("student", spec, threads, enc.DISTIL_PYTHON)
+    return run_child("student", spec, threads, harness.DISTIL_PYTHON)
 
 
 LABELS = {
@@ -311,7 +313,7 @@ LABELS = {
 
 def fmt(value: float | None, digits: int = 1) -> str:
     """Number or ``n/a``."""
-    return enc.fmt(value, digits)
+    return harness.fmt(value, digits)
 
 
 def table(results: dict[str, dict[str, Any]], rows: int) -> str:
@@ -435,7 +437,7 @@ def wait_until_quiet(limit_s: float = 300.0) -> None:
     """Wait (up to ``limit_s``) for a 1-minute load average below 1.0."""
     deadline = time.monotonic() + limit_s
     while os.getloadavg()[0] >= 1.0 and time.monotonic() < deadline:
-        print(f"  waiting for a quiet machine (load {enc.load_average()}) ...", flush=True)
+        print(f"  waiting for a quiet machine (load {harness.load_average()}) ...", flush=True)
         time.sleep(20)
 
 
@@ -444,7 +446,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     WORK.mkdir(parents=True, exist_ok=True)
     print(f"Training benchmark: {args.rows} rows, {args.threads} threads")
-    enc.ensure_distil_venv()
+    harness.ensure_distil_venv()
     train, held_out, targets_note = prepare_targets(args.rows, args.threads)
     student = prepare_student(held_out, args.threads)
     if args.wait:
@@ -452,8 +454,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     context = {
         "command": shlex.join(["python", "benchmarks/train.py", *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": enc.cpu_model(),
-        "load": enc.load_average(),
+        "cpu": harness.cpu_model(),
+        "load": harness.load_average(),
         "threads": str(args.threads),
         "rows": f"{args.rows:,}",
         "targets": targets_note,
@@ -464,7 +466,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     for key, python in (
         ("ours", sys.executable),
         ("plain", sys.executable),
-        ("distil", enc.DISTIL_PYTHON),
+        ("distil", harness.DISTIL_PYTHON),
         ("ours_auto", sys.executable),
     ):
         output = outputs / key
@@ -474,7 +476,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             spec.update(job="ours", student=str(STUDENT_BASE))
         try:
             results[key] = run_child(key, spec, args.threads, python)
-        except (enc.ChildFailedError, OSError) as error:
+        except (harness.ChildFailedError, OSError) as error:
             print(f"    {key} failed: {error}", flush=True)
             results[key] = {"error": str(error)}
     errors = "".join(
@@ -512,7 +514,7 @@ def main() -> None:
     """Entry point: the parent benchmark, or one child job with ``--child``."""
     args = parse_args()
     if args.child:
-        enc.child_main(json.loads(args.child), CHILD_JOBS)
+        harness.child_main(json.loads(args.child), CHILD_JOBS)
     else:
         run_benchmark(args)
 

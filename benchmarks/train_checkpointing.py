@@ -28,10 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import encode as enc  # stdlib-only helpers shared with the encoding benchmark
+import harness  # stdlib-only helpers shared by the benchmarks
 
-WORK = enc.WORK / "train-checkpointing"
-RESULTS_FILE = enc.BENCH_DIR / "RESULTS_train_checkpointing.md"
+WORK = harness.WORK / "train-checkpointing"
+RESULTS_FILE = harness.BENCH_DIR / "RESULTS_train_checkpointing.md"
 STUDENT_INIT = (0, 2, 4, 6, 8, 11)
 TARGET_DIM = 768
 BATCH_SIZE = 32
@@ -78,7 +78,7 @@ def job_train(spec: dict[str, Any]) -> dict[str, Any]:
         logging_steps=10**6,
     )
     model = prepare_student(config, TARGET_DIM, data)
-    rss_prepared = enc.peak_rss_mb()
+    rss_prepared = harness.peak_rss_mb()
     start = time.perf_counter()
     metrics = train_student(model, data, config)
     return {
@@ -119,7 +119,7 @@ def run_benchmark(args: argparse.Namespace) -> str:
                 "checkpointing": checkpointing,
                 "run_dir": str(run_dir),
             }
-            results[row_set, checkpointing] = enc.run_child(
+            results[row_set, checkpointing] = harness.run_child(
                 name, spec, args.threads, script=Path(__file__).resolve(), runs=WORK / "runs"
             )
     minutes, seconds = divmod(int(time.time() - started), 60)
@@ -129,7 +129,7 @@ def run_benchmark(args: argparse.Namespace) -> str:
         f"- command: `python benchmarks/train_checkpointing.py --rows {args.rows} "
         f"--threads {args.threads}`",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- CPU: {enc.cpu_model()}, load average at start {load}",
+        f"- CPU: {harness.cpu_model()}, load average at start {load}",
         f"- threads: {args.threads} per child; total runtime {minutes} min {seconds} s",
         f"- student: `{Path(args.student).name}` cut to its layers "
         f"{' '.join(map(str, STUDENT_INIT))} (the quality recipe); cosine loss, batch "
@@ -169,8 +169,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=128, help="texts per run (default 128)")
     parser.add_argument("--threads", type=int, default=2, help="torch/BLAS threads per child")
-    parser.add_argument("--corpus", type=Path, default=enc.DEFAULT_CORPUS)
-    parser.add_argument("--student", type=Path, default=enc.DEFAULT_TEACHER)
+    parser.add_argument("--corpus", type=Path, default=harness.DEFAULT_CORPUS)
+    parser.add_argument("--student", type=Path, default=harness.DEFAULT_TEACHER)
     parser.add_argument("--results", type=Path, default=RESULTS_FILE)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -180,7 +180,7 @@ def main() -> None:
     """Entry point: the parent benchmark, or one child job with ``--child``."""
     args = parse_args()
     if args.child:
-        enc.child_main(json.loads(args.child), CHILD_JOBS)
+        harness.child_main(json.loads(args.child), CHILD_JOBS)
         return
     report = run_benchmark(args)
     args.results.write_text(report)

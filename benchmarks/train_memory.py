@@ -10,7 +10,7 @@ calls ``EmbeddingDistillationTrainer.train`` makes (``load_corpus``, ``check_tra
 
 The script prints a Markdown table and writes it to ``benchmarks/RESULTS_train_memory.md``.
 The same file is also the child process (``--child SPEC``), so the top level imports only the
-standard library (and ``encode.py``'s stdlib helpers).
+standard library (and ``harness.py``'s stdlib helpers).
 
 Usage::
 
@@ -38,13 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import encode as enc  # stdlib-only helpers shared with the encoding benchmark
+import harness  # stdlib-only helpers shared by the benchmarks
 
-ROOT = enc.ROOT
-WORK = enc.WORK / "train-memory"
+ROOT = harness.ROOT
+WORK = harness.WORK / "train-memory"
 RUNS = WORK / "runs"
-RESULTS_FILE = enc.BENCH_DIR / "RESULTS_train_memory.md"
-RESULT_PREFIX = enc.RESULT_PREFIX
+RESULTS_FILE = harness.BENCH_DIR / "RESULTS_train_memory.md"
+RESULT_PREFIX = harness.RESULT_PREFIX
 TARGET_DIM = 768
 SHARD_ROWS = 10_000
 BATCH_SIZE = 32
@@ -102,12 +102,12 @@ def job_build(spec: dict[str, Any]) -> dict[str, Any]:
 
 def job_train(spec: dict[str, Any]) -> dict[str, Any]:
     """Train the tiny student ``steps`` steps on one shard folder; RSS at each stage."""
-    baseline = enc.peak_rss_mb()
+    baseline = harness.peak_rss_mb()
     import embedding_distillation.training.trainer as trainer_module
     from embedding_distillation.corpus import load_corpus
     from embedding_distillation.training.config import EmbeddingTrainerConfig
 
-    imported = enc.peak_rss_mb()
+    imported = harness.peak_rss_mb()
     arguments = trainer_module.training_arguments
 
     def fixed_steps(config: Any, num_rows: int) -> Any:
@@ -128,12 +128,12 @@ def job_train(spec: dict[str, Any]) -> dict[str, Any]:
     )
     started = time.perf_counter()
     data = load_corpus(spec["shards"])
-    loaded = enc.peak_rss_mb()
+    loaded = harness.peak_rss_mb()
     loaded_parts = rss_parts_mb()
     seconds_load = time.perf_counter() - started
     target_dim = trainer_module.check_training_data(data, config)
     model = trainer_module.prepare_student(config, target_dim, data)
-    prepared = enc.peak_rss_mb()
+    prepared = harness.peak_rss_mb()
     started = time.perf_counter()
     metrics = trainer_module.train_student(model, data, config)
     seconds_train = time.perf_counter() - started
@@ -212,8 +212,8 @@ def run_child(
         join = f'echo $$ > {shlex.quote(str(cgroup / "cgroup.procs"))} && exec "$@"'
         wrap = ["sh", "-c", join, "sh"]
     script = Path(__file__).resolve()
-    result = enc.run_child(name, spec, threads, script=script, runs=RUNS, wrap=wrap)
-    result["cache_bytes"] = enc.bytes_on_disk(RUNS / name / "hf-cache")
+    result = harness.run_child(name, spec, threads, script=script, runs=RUNS, wrap=wrap)
+    result["cache_bytes"] = harness.bytes_on_disk(RUNS / name / "hf-cache")
     return result
 
 
@@ -345,7 +345,7 @@ def run_capped(
         shutil.rmtree(spec["output"], ignore_errors=True)
         try:
             run = run_child(f"train-{runs[-1]['rows']}-capped", spec, args.threads, group)
-        except enc.ChildFailedError as error:
+        except harness.ChildFailedError as error:
             print(f"    failed under the {cap_mb} MB cap: {error}")
             return {"cap_mb": cap_mb, "error": str(error).splitlines()[0]}
         run.update(cap_mb=cap_mb, cgroup_peak_mb=cgroup_peak_mb(group))
@@ -359,8 +359,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
     context = {
         "command": shlex.join(["python", "benchmarks/train_memory.py", *sys.argv[1:]]),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": enc.cpu_model(),
-        "load": enc.load_average(),
+        "cpu": harness.cpu_model(),
+        "load": harness.load_average(),
         "threads": str(args.threads),
         "cap_ratio": f"{args.cap_ratio:g}",
     }
@@ -418,7 +418,7 @@ def main() -> None:
     """Entry point: the parent benchmark, or one child job with ``--child``."""
     args = parse_args()
     if args.child:
-        enc.child_main(json.loads(args.child), CHILD_JOBS)
+        harness.child_main(json.loads(args.child), CHILD_JOBS)
     else:
         run_benchmark(args)
 

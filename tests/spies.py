@@ -1,7 +1,7 @@
-"""Spies on :meth:`EncodingJob.encode_shard`: which shards a run encodes, and a crash in one.
+"""Spies on :meth:`ShardEncoder.encode_shard`: which shards a run encodes, and a crash in one.
 
-Both patch the class, so they also reach the jobs that the API or a pipeline creates inside;
-given a ``job``, they act on that job alone. Worker scripts outside pytest pass a
+Both patch the class, so they also reach the runs that the API or a pipeline starts inside;
+given a ``job``, they act on the runs of that job alone. Worker scripts outside pytest pass a
 ``pytest.MonkeyPatch()`` of their own.
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from embedding_distillation.encoding.engine import EncodingJob, TokenizedShard
+from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder, TokenizedShard
 
 
 class Crash(Exception):
@@ -19,15 +19,15 @@ class Crash(Exception):
 def _before_encoding(
     monkeypatch: pytest.MonkeyPatch, job: EncodingJob | None, hook: Callable[[int], None]
 ) -> None:
-    """Call ``hook(shard index)`` before ``job`` (any job when ``None``) encodes a shard."""
-    original = EncodingJob.encode_shard
+    """Call ``hook(shard index)`` before a run of ``job`` (any job when ``None``) encodes a shard."""
+    original = ShardEncoder.encode_shard
 
-    def encode(self: EncodingJob, shard: TokenizedShard):
-        if job is None or self is job:
+    def encode(self: ShardEncoder, shard: TokenizedShard):
+        if job is None or self.job is job:
             hook(shard.index)
         return original(self, shard)
 
-    monkeypatch.setattr(EncodingJob, "encode_shard", encode)
+    monkeypatch.setattr(ShardEncoder, "encode_shard", encode)
 
 
 def crash_at(
@@ -50,3 +50,10 @@ def record_encoded(monkeypatch: pytest.MonkeyPatch, job: EncodingJob | None = No
     encoded: list[int] = []
     _before_encoding(monkeypatch, job, encoded.append)
     return encoded
+
+
+def slow_shards(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make every run sleep ``seconds`` before each shard (a long run, for kill and lock tests)."""
+    import time
+
+    _before_encoding(monkeypatch, None, lambda index: time.sleep(seconds))

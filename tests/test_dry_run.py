@@ -43,6 +43,10 @@ def test_dry_run_prints_the_plan_of_both_pipelines_and_writes_nothing(project):
     assert "shards: 3 of up to 10 rows; batches of 8 texts" in result.stdout
     assert "distillation:\n  student: " in result.stdout
     assert "training: 27 rows, 1 epoch(s) of batch 8 = 4 steps" in result.stdout
+    assert (
+        "exports: onnx, onnx_int8, openvino, openvino_int8, each checked against the trained "
+        "student on the held-out texts" in result.stdout
+    )
     assert "Nothing was encoded" in result.stdout + result.stderr
     assert _written(project) == []
 
@@ -83,3 +87,30 @@ def test_gpu_env_overrides_single_keys_of_the_base_groups(project, teacher_dense
     assert "shards: 1 of up to 5,000 rows" in result.stdout
     assert "3 epoch(s) of batch 128" in result.stdout
     assert "text" in result.stdout  # base keys (text_column) survive the merge
+
+
+@pytest.mark.slow
+def test_dry_run_plans_a_static_student_without_distilling_it(project, teacher_dense):
+    params = ",".join(
+        [
+            "dry_run=true",
+            "distillation.student_type=static",
+            f"distillation.student_model={teacher_dense}",
+            "distillation.static_pca_dims=16",
+            "distillation.learning_rate=0.01",
+        ]
+    )
+    result = run_kedro(project, "run", "--params", params)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "parameters; StaticEmbedding -> Dense -> Normalize)" in result.stdout
+    assert "into 16-d vectors (PCA 16, SIF 0.0001) when training starts" in result.stdout
+    assert "Encoding tokens" not in result.stdout + result.stderr  # model2vec did not run
+    assert _written(project) == []
+
+
+@pytest.mark.slow
+def test_dry_run_refuses_layers_for_a_static_student(project):
+    params = "dry_run=true,distillation.student_type=static,distillation.student_init=0 1"
+    result = run_kedro(project, "run", "--params", params)
+    assert result.returncode != 0
+    assert "student_init (0, 1) does not apply to student_type 'static'" in _unwrapped(result)

@@ -65,7 +65,7 @@ def test_distillation_plan_counts_steps_and_names_the_projection(corpus, teacher
     assert "Transformer -> Pooling -> Dense -> Normalize" in text  # the added projection
     assert "target: teacher_embedding_final (40-d), mse loss" in text
     assert f"training: 45 rows, 2 epoch(s) of batch 8 = {math.ceil(45 / 8) * 2} steps" in text
-    assert "evaluation: 5 held-out rows" in text
+    assert "evaluation: 5 held-out rows; no benchmark (no STS Benchmark pairs)" in text
 
 
 def test_distillation_plan_checks_the_target_against_the_planned_columns(
@@ -116,3 +116,44 @@ def test_distillation_plan_with_pca_builds_the_head_shape(corpus, teacher_dense,
         plan.stand_in, plan.num_rows, _distillation_params(student, projection="pca"), COMPUTE, {}
     )
     assert "Transformer -> Pooling -> Dense -> Normalize" in "\n".join(lines)
+
+
+def test_distillation_plan_lists_the_benchmarks_and_the_exports(corpus, teacher_dense, student):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    pairs = Dataset.from_dict({"sentence1": ["a"] * 3, "sentence2": ["b"] * 3, "score": [1.0] * 3})
+    lines = plan_distillation(
+        plan.stand_in,
+        plan.num_rows,
+        _distillation_params(student),
+        COMPUTE,
+        {"mteb_tasks": ["STSBenchmark", "SICK-R"]},
+        {"formats": ["onnx", "onnx_int8"]},
+        pairs,
+    )
+    assert "evaluation: 5 held-out rows; STS Benchmark (3 pairs), SICK-R" in lines
+    assert (
+        "exports: onnx, onnx_int8, each checked against the trained student on the held-out texts"
+        in lines
+    )
+    off = plan_distillation(
+        plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, {}, {"formats": []}
+    )
+    assert "exports: none (export.formats is [])" in off
+    assert "evaluation: 5 held-out rows; no benchmark (no STS Benchmark pairs)" in off
+
+
+@pytest.mark.parametrize(
+    ("evaluation", "export", "message"),
+    [
+        ({"mteb_tasks": ["STSBenchmrk"]}, {}, "Unknown MTEB task 'STSBenchmrk'"),
+        ({}, {"formats": ["onnx", "coreml"]}, r"Unknown export format\(s\) \['coreml'\]"),
+    ],
+)
+def test_distillation_plan_refuses_unknown_tasks_and_formats(
+    corpus, teacher_dense, student, evaluation, export, message
+):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    with pytest.raises(ValueError, match=message):
+        plan_distillation(
+            plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, evaluation, export
+        )

@@ -49,8 +49,16 @@ PIPELINE_NODES = {
 }
 CATALOG_DATASETS = (
     "corpus",
+    "selected_corpus",
     "teacher_embeddings",
+    "teacher_embeddings_checkpoint",
+    "teacher_embeddings_hub",
+    "teacher_embeddings_provenance",
+    "training_metrics",
     "student_model",
+    "student_exports",
+    "sts_benchmark",
+    "mteb_results",
     "distillation_metrics",
     "distillation_report",
     "loss_curve_plot",
@@ -254,6 +262,25 @@ def test_metrics_and_plots_have_previews_and_every_dataset_describes_quickly(viz
 
 
 @pytest.mark.slow
+def test_the_teacher_embeddings_have_a_table_preview(viz_server):
+    node = viz_server.get_json(f"/api/nodes/{viz_server.node_ids['teacher_embeddings']}")
+    assert node["preview_type"] == "TablePreview"
+    preview = node["preview"]
+    assert preview["columns"][:3] == ["row_id", "text", "teacher_embedding_final norm"]
+    assert [row[0] for row in preview["data"]] == [0, 1, 2, 3, 4]
+    norms = [row[2] for row in preview["data"]]
+    assert all(abs(norm - 1) < 1e-3 for norm in norms)  # the tiny teacher ends in Normalize
+
+
+@pytest.mark.slow
+def test_the_teacher_embeddings_pipeline_shows_encoding_and_pushing_as_nodes(viz_server):
+    pipeline = viz_server.get_json("/api/pipelines/teacher_embeddings")
+    names = {node["name"] for node in pipeline["nodes"]}
+    assert {"select_corpus", "encode_corpus", "push_teacher_embeddings"} <= names
+    assert {"teacher_embeddings_checkpoint", "teacher_embeddings_hub"} <= names
+
+
+@pytest.mark.slow
 def test_kedro_viz_build_writes_a_static_site_with_previews(tiny_project):
     result = run_kedro(tiny_project, "viz", "build", "--include-previews", timeout=300)
     build = tiny_project / "build"
@@ -271,6 +298,8 @@ def test_kedro_viz_build_writes_a_static_site_with_previews(tiny_project):
     assert metrics["preview_type"] == "JSONPreview"
     plot = json.loads((build / "api" / "nodes" / ids["quality_speed_plot"]).read_text())
     assert plot["preview_type"] == "ImagePreview"
+    table = json.loads((build / "api" / "nodes" / ids["teacher_embeddings"]).read_text())
+    assert table["preview_type"] == "TablePreview"
 
 
 def test_describing_every_catalog_dataset_stays_offline(monkeypatch, tmp_path):

@@ -80,7 +80,7 @@ from embedding_distillation.attention import model_class, uses_fused_attention
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.config import FINAL_COLUMN, EncodingConfig
 from embedding_distillation.encoding.engine import (
-    EncodingJob,
+    ShardEncoder,
     prepare_encoding,
     run_encoding,
     token_lengths,
@@ -329,10 +329,10 @@ def build_teacher(anchor: ModuleType, name: str, texts: list[str]) -> Teacher:
 
 
 def measure_teacher(
-    job: EncodingJob, teacher: Teacher, anchor: ModuleType, texts: list[str]
+    run: ShardEncoder, teacher: Teacher, anchor: ModuleType, texts: list[str]
 ) -> dict[str, Any]:
     """Token lengths (the tokenizer's, truncated as the teacher truncates) and FLOP models."""
-    encoder = job.encoder()
+    encoder = run.teacher()
     start = time.perf_counter()
     full = token_lengths(encoder, texts)
     seconds = time.perf_counter() - start
@@ -386,7 +386,7 @@ class WarningCounter(logging.Handler):
 
 def load_job(
     teacher: Teacher, setting: Setting, corpus: Any, opts: Options, results: Results
-) -> EncodingJob:
+) -> ShardEncoder:
     """Prepare the job and load the teacher; for ``flash``, check the sdpa fallback's warning."""
     config = EncodingConfig(
         teacher_model=str(teacher.folder),
@@ -394,10 +394,10 @@ def load_job(
         chunk_size=opts.chunk_size,
         max_tokens_per_batch=setting.max_tokens,
     )
-    job = prepare_encoding(corpus, config, setting.compute(opts.device, opts.bf16))
+    run = ShardEncoder(prepare_encoding(corpus, config, setting.compute(opts.device, opts.bf16)))
     start = time.perf_counter()
     with WarningCounter("embedding_distillation.attention") as warnings:
-        encoder = job.encoder()
+        encoder = run.teacher()
     attn = encoder.model[0].auto_model.config._attn_implementation
     info = {
         "load_s": round(time.perf_counter() - start, 2),
@@ -420,7 +420,7 @@ def load_job(
         if expected and attn not in ("sdpa", "eager"):
             results.fail(f"{teacher.name}: flash fallback gave attention {attn!r}")
     results.log(f"{teacher.name}.{setting.group}.load", info)
-    return job
+    return run
 
 
 def run_group(
@@ -434,13 +434,13 @@ def run_group(
 ) -> None:
     """Load the teacher once for ``settings`` (one group), warm up, then time each setting."""
     group = settings[0].group
-    job = load_job(teacher, settings[0], corpus, opts, results)
+    run = load_job(teacher, settings[0], corpus, opts, results)
     if teacher.lengths is None:
-        results.log(f"{teacher.name}.tokens", measure_teacher(job, teacher, anchor, texts))
-    warm_up(job, teacher, group, texts, opts, results)
+        results.log(f"{teacher.name}.tokens", measure_teacher(run, teacher, anchor, texts))
+    warm_up(run, teacher, group, texts, opts, results)
     if group == "plain":
         results.log(
-            f"{teacher.name}.st_encode_b128_here", plain_encode(job, teacher, anchor, texts)
+            f"{teacher.name}.st_encode_b128_here", plain_encode(run, teacher, anchor, texts)
         )
     for setting in settings:
         key = f"{teacher.name}.{setting.name}"
@@ -449,31 +449,32 @@ def run_group(
             continue
         try:
             results.log(
-                key, run_setting(batched_as(job, setting, opts), teacher, setting, opts, results)
+                key, run_setting(batched_as(run, setting, opts), teacher, setting, opts, results)
             )
         except Exception as e:
             report_error(results, key, e)
-    del job
+    del run
     free_memory()
     if group == "compile":
         torch._dynamo.reset()
 
 
-def batched_as(job: EncodingJob, setting: Setting, opts: Options) -> EncodingJob:
+def batched_as(run: ShardEncoder, setting: Setting, opts: Options) -> ShardEncoder:
     """The same job and loaded teacher, batched as ``setting`` says (no reload).
 
-    ``dataclasses.replace`` carries the loaded teacher (``EncodingJob._encoder``) and the cached
-    identity over; the identity holds no batching option, so it stays valid.
+    The frozen job is copied with the new batching options, and the new run gets the loaded
+    teacher; the identity holds no batching option, so it stays the same.
     """
-    return dataclasses.replace(
-        job,
-        config=dataclasses.replace(job.config, max_tokens_per_batch=setting.max_tokens),
+    job = dataclasses.replace(
+        run.job,
+        config=dataclasses.replace(run.job.config, max_tokens_per_batch=setting.max_tokens),
         compute=setting.compute(opts.device, opts.bf16),
     )
+    return ShardEncoder(job, teacher=run.teacher())
 
 
 def warm_up(
-    job: EncodingJob,
+    run: ShardEncoder,
     teacher: Teacher,
     group: str,
     texts: list[str],
@@ -488,7 +489,7 @@ def warm_up(
 
     frames_before = counters["frames"]["total"]
     start = time.perf_counter()
-    job.encode_texts(texts[: min(len(texts), 2048)])
+    run.encode_texts(texts[: min(len(texts), 2048)])
     sync(opts)
     info: dict[str, Any] = {"seconds": round(time.perf_counter() - start, 2)}
     if group == "compile":
@@ -502,7 +503,7 @@ def warm_up(
 
 
 def plain_encode(
-    job: EncodingJob, teacher: Teacher, anchor: ModuleType, texts: list[str]
+    run: ShardEncoder, teacher: Teacher, anchor: ModuleType, texts: list[str]
 ) -> dict[str, Any]:
     """``SentenceTransformer.encode`` at batch 128 on the same loaded model, in this process.
 
@@ -512,7 +513,7 @@ def plain_encode(
     for MPNet, the sdpa attention of ``attention.py``; MPNet is then timed once more with
     transformers' eager attention (``eager_tok_per_s``), the A/B of that choice on this card.
     """
-    model = job.encoder().model
+    model = run.teacher().model
     assert teacher.lengths is not None
 
     def tokens_per_second() -> tuple[float, int]:
@@ -545,7 +546,7 @@ def eager_attention(model: torch.nn.Module) -> Iterator[int]:
 
 
 def run_setting(
-    job: EncodingJob, teacher: Teacher, setting: Setting, opts: Options, results: Results
+    run: ShardEncoder, teacher: Teacher, setting: Setting, opts: Options, results: Results
 ) -> dict[str, Any]:
     """One timed ``run_encoding`` into a fresh shard folder, then checks of what it wrote."""
     store = ShardStore(opts.work / "stores" / f"{teacher.name}-{setting.name}")
@@ -553,7 +554,7 @@ def run_setting(
     if opts.cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    run_encoding(job, store)
+    run_encoding(run.job, store, encoder=run)
     sync(opts)
     wall = time.perf_counter() - start
     manifest = store.manifest()

@@ -16,8 +16,8 @@ from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.corpus import CorpusSource, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
-from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
-from embedding_distillation.encoding.shards import ShardStore
+from embedding_distillation.encoding.job import prepare_encoding
+from embedding_distillation.encoding.run import FolderOutput, encode_to_shards
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
@@ -114,7 +114,9 @@ class TeacherEmbeddingsGenerator:
             split: Split of the source to read.
             max_samples: Encode only the first N rows.
             output_dir: Shard folder (default ``./teacher_embeddings/<source>-<output_type>``);
-                rerunning with the same folder resumes an interrupted run.
+                rerunning with the same folder resumes an interrupted run and encodes again
+                any shard that no longer matches its sha256. One process writes a folder at a
+                time: a second one fails at once with ``FolderInUseError`` naming the first.
             streaming: Read a Hub id or data files with ``datasets`` streaming: encoding starts
                 at once, nothing is downloaded or cached first, and the texts are checked as
                 they arrive. A resumed run reads the stream again from its start and checks
@@ -151,6 +153,8 @@ class TeacherEmbeddingsGenerator:
         to ``HF_TOKEN`` / the stored login; ``endpoint`` (a private Hub deployment) defaults to
         ``HF_ENDPOINT`` / the public Hub. Only new shards go up, one commit per push; when the
         repo already holds shards of the same job, they are downloaded instead of encoded again.
+        With ``push_every`` below ``chunk_size``, shards of ``push_every`` rows are written, so
+        that every push adds ``push_every`` rows.
         """
         config = replace(
             self._config(text_column, output_type, layer_indices, split, max_samples),
@@ -200,14 +204,13 @@ class TeacherEmbeddingsGenerator:
         name = _source_name(source)
         job = prepare_encoding(corpus, config, self.compute, source_name=name)
         folder = Path(output_dir) if output_dir else _default_output_dir(name, config.output_type)
-        store = ShardStore(folder, split=config.split)
         pusher = EmbeddingsPusher.from_config(
             config, token=token, source_name=job.source_name, endpoint=endpoint
         )
-        if pusher is not None:  # continue after the shards already pushed
-            distributed.init(job.device)  # under torchrun only rank 0 talks to the Hub
-            distributed.on_main(lambda: pusher.restore(store, job.identity()))
-        run_encoding(job, store, on_shard=pusher)
+        # The same steps as the teacher_embeddings pipeline: encode_corpus, then the final push.
+        store = encode_to_shards(job, FolderOutput(folder), pusher=pusher)
+        if pusher is not None:  # under torchrun only rank 0 talks to the Hub
+            distributed.on_main(lambda: pusher.push(store))
         return store.load().remove_columns(ROW_ID_COLUMN)
 
 

@@ -8,12 +8,12 @@ before the first node (``SystemExit(0)``); the checks and the plan are in
 its outputs.
 
 Each process runs every node (encoding and training split their work between processes inside
-the nodes' datasets and the trainer), so the nodes after training see the same trained model on
+the encode node and the trainer), so the nodes after training see the same trained model on
 every rank. Outputs must not be written K times, though: on ranks other than 0 this hook swaps
 every persisted output of the run for a ``MemoryDataset``, so downstream nodes read what the
 node returned and nothing reaches the disk or the Hub. ``teacher_embeddings`` is the exception:
-saving it *is* the shared encoding, and its dataset makes every process write into the folder
-rank 0 picks.
+every process wrote its shards into the folder rank 0 picked, saving it only checks that
+folder, and every rank then loads the embeddings from it.
 """
 
 import logging
@@ -102,6 +102,8 @@ class DryRunHook:
                 catalog.load("params:distillation"),
                 catalog.load("params:compute"),
                 catalog.load("params:evaluation"),
+                catalog.load("params:export") if "params:export" in catalog else None,
+                catalog.load("sts_benchmark") if "sts_benchmark" in catalog else None,
             )
             lines += ["distillation:", *(f"  {line}" for line in steps)]
         logger.info("Dry run: the checks passed. The plan:")
@@ -114,7 +116,7 @@ def _embeddings_for_plan(catalog: Any, encoding: "EncodingPlan | None") -> tuple
     if encoding is not None:
         return encoding.stand_in, encoding.num_rows
     try:
-        stored = catalog.load("teacher_embeddings")
+        stored = catalog.load("teacher_embeddings").rows
     except DatasetError as e:
         raise ValueError(
             "The distillation pipeline needs stored teacher embeddings and there are none yet "

@@ -2,7 +2,8 @@
 
 A sentence-transformers model is a sequence of modules. The conventions used across the project:
 
-- the *backbone* is every module up to and including the first ``Pooling`` module;
+- the *backbone* is every module up to and including the first ``Pooling`` module (in a static
+  model, the ``StaticEmbedding`` module, which pools its own token vectors);
 - the *head* is what follows (``Dense`` layers, ``Normalize``);
 - ``pre_dense`` embeddings are the backbone's output (the pooled vector before any Dense or
   Normalize), ``final`` embeddings are the whole model's output.
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Pooling
+from sentence_transformers.sentence_transformer.modules import Pooling, StaticEmbedding
 
 from embedding_distillation.attention import attention_implementation, use_fused_attention
 from embedding_distillation.compute import (
@@ -144,12 +145,12 @@ def for_inference(model: SentenceTransformer, compute: ComputeConfig) -> Sentenc
 
 
 def pooling_index(model: SentenceTransformer) -> int:
-    """Index of the first Pooling module: the end of the backbone."""
+    """Index of the first Pooling (or StaticEmbedding) module: the end of the backbone."""
     for index, module in enumerate(model):
-        if isinstance(module, Pooling):
+        if isinstance(module, Pooling | StaticEmbedding):
             return index
     raise ValueError(
-        f"The model has no Pooling module (modules: {module_names(model)}); "
+        f"The model has no Pooling or StaticEmbedding module (modules: {module_names(model)}); "
         "this project needs a sentence-transformers model that pools token embeddings."
     )
 

@@ -15,12 +15,16 @@ from typing import Any
 import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
-from embedding_distillation.compute import ComputeConfig, from_params, resolve_device
+from embedding_distillation.compute import ComputeConfig, resolve_device
 from embedding_distillation.corpus import check_text_column
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import EncodingJob, prepare_encoding
+from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder, prepare_encoding
 from embedding_distillation.evaluation.metrics import EvaluationConfig, heldout_rows
+from embedding_distillation.evaluation.mteb_tasks import STS_BENCHMARK
+from embedding_distillation.export.config import ExportConfig
+from embedding_distillation.models import resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.static import is_static_folder
 from embedding_distillation.training.trainer import check_training_data, prepare_student
 
 logger = logging.getLogger(__name__)
@@ -61,7 +65,7 @@ def plan_teacher_embeddings(
     job = prepare_encoding(
         corpus, config, compute_config, source_name=corpus.info.dataset_name or "corpus"
     )
-    encoder = job.encoder()  # loads the teacher: the check that its weights are readable
+    encoder = ShardEncoder(job).teacher()  # loads the teacher: the check that its weights load
     columns = encoder.columns()
     value_bytes = BYTES_PER_VALUE[config.embedding_dtype]
     num_rows = job.expected_rows or 0
@@ -87,7 +91,7 @@ def plan_teacher_embeddings(
         "columns: "
         + ", ".join(f"{name} ({dim}-d)" for name, dim in columns.items())
         + f", stored as {config.embedding_dtype}",
-        f"shards: {-(-num_rows // config.chunk_size):,} of up to {config.chunk_size:,} rows; "
+        f"shards: {-(-num_rows // job.shard_size):,} of up to {job.shard_size:,} rows; "
         f"{batches}, sorted by length",
         f"disk: about {_megabytes(embedding_bytes + text_bytes)} before compression "
         f"({_megabytes(embedding_bytes)} embeddings and row ids, {_megabytes(text_bytes)} text)",
@@ -105,6 +109,8 @@ def plan_distillation(
     params: dict[str, Any],
     compute: dict[str, Any],
     evaluation: dict[str, Any],
+    export: dict[str, Any] | None = None,
+    sts_pairs: Dataset | None = None,
 ) -> list[str]:
     """Validate the training run against the (stored or planned) embeddings and describe it.
 
@@ -114,21 +120,26 @@ def plan_distillation(
         num_rows: Rows of embeddings the run would train and evaluate on.
         params: The ``distillation`` parameter group.
         compute: The ``compute`` parameter group.
-        evaluation: The ``evaluation`` parameter group.
+        evaluation: The ``evaluation`` parameter group (MTEB task names are checked).
+        export: The ``export`` parameter group (formats and their packages are checked).
+        sts_pairs: The STS Benchmark pairs, when the catalog has them.
     """
     config = EmbeddingTrainerConfig.from_params(params, compute)
-    eval_config = from_params(EvaluationConfig, evaluation, group="evaluation")
+    eval_config = EvaluationConfig.from_params(evaluation)
+    eval_config.check_tasks()
+    export_config = ExportConfig.from_params(export)
     target_dim = check_training_data(embeddings, config)
     # Loads the student, which checks it too. A PCA head has the shape of a learned one; only
-    # the real run has the targets to fit it on.
-    shape_only = replace(config, projection="learned") if config.projection == "pca" else config
-    student = prepare_student(shape_only, target_dim)
+    # the real run has the targets to fit it on. A static student is not distilled here.
+    planned = replace(config, projection="learned") if config.projection == "pca" else config
+    student = prepare_student(planned, target_dim, shape_only=True)
     heldout = heldout_rows(num_rows, eval_config) if num_rows >= 2 else 0
     train_rows = num_rows - heldout
     steps = math.ceil(train_rows / config.batch_size) * config.num_epochs
     shape = " -> ".join(type(module).__name__ for module in student)
     return [
         f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
+        *([_static_line(config, student)] if config.student_type == "static" else []),
         f"target: {config.target_column} ({target_dim}-d), {config.loss_type} loss"
         if target_dim is not None
         else "target: the hidden-state term alone (no embedding column)",
@@ -142,9 +153,42 @@ def plan_distillation(
         ),
         f"training: {train_rows:,} rows, {config.num_epochs} epoch(s) of batch "
         f"{config.batch_size} = {steps:,} steps at learning rate {config.learning_rate:g}",
-        f"evaluation: {heldout:,} held-out rows",
+        _evaluation_line(heldout, eval_config, sts_pairs),
+        _exports_line(config, export_config),
         f"model push: {config.hub_model_id}" if config.push_to_hub else "model push: none",
     ]
+
+
+def _evaluation_line(heldout: int, config: EvaluationConfig, sts_pairs: Dataset | None) -> str:
+    benchmarks = [f"STS Benchmark ({len(sts_pairs):,} pairs)"] if sts_pairs is not None else []
+    benchmarks += [name for name in config.mteb_tasks if not (benchmarks and name == STS_BENCHMARK)]
+    measured = ", ".join(benchmarks) if benchmarks else "no benchmark (no STS Benchmark pairs)"
+    return f"evaluation: {heldout:,} held-out rows; {measured}"
+
+
+def _exports_line(config: EmbeddingTrainerConfig, export: ExportConfig) -> str:
+    if not export.formats:
+        return "exports: none (export.formats is [])"
+    if config.student_type == "static":
+        return "exports: none (a static student is its own deployable form)"
+    return (
+        f"exports: {', '.join(export.formats or ())}, each checked against the trained student "
+        "on the held-out texts"
+    )
+
+
+def _static_line(config: EmbeddingTrainerConfig, student: Any) -> str:
+    """What the static student's distillation will make (it runs when training starts)."""
+    embedding = student[0]
+    if is_static_folder(resolve_model_source(config.student_model, what="student_model")):
+        return f"static student: {config.student_model} is static already, loaded as it is"
+    sif = config.static_sif_coefficient
+    return (
+        f"static student: model2vec distils the vocabulary of {config.student_model} (up to "
+        f"{embedding.num_embeddings:,} tokens) into {embedding.embedding_dim}-d vectors "
+        f"(PCA {config.static_pca_dims or 'off'}, SIF {'off' if sif is None else f'{sif:g}'}) "
+        "when training starts: one forward pass per token"
+    )
 
 
 def _push_line(config: EncodingConfig, num_rows: int) -> str:

@@ -29,7 +29,7 @@ def test_the_request_token_wins_over_credentials(pushes, model):
     card = ModelCardInfo(teacher_model="org/teacher")
     dataset.save(ModelPush(model=model, repo_id="alice/student", token="hf_from_params", card=card))
     dataset.save(ModelPush(model=model, repo_id="alice/student", private=False))
-    common = {"endpoint": "http://127.0.0.1:9"}
+    common = {"endpoint": "http://127.0.0.1:9", "exports": None}
     assert pushes == [
         ("alice/student", {"token": "hf_from_params", "private": True, "card": card, **common}),
         (
@@ -55,5 +55,7 @@ def test_tokens_are_never_shown(model):
 
 
 def test_is_write_only():
-    with pytest.raises(DatasetError, match="write-only"):
+    with pytest.raises(
+        DatasetError, match="HubModelDataset is write-only; load the pushed model by"
+    ):
         HubModelDataset().load()

@@ -13,7 +13,7 @@ from datasets import Dataset
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding import engine, shards
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import prepare_encoding, run_encoding
+from embedding_distillation.encoding.engine import ShardEncoder, prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
 from tests.spies import Crash, crash_at, record_encoded
 
@@ -85,9 +85,9 @@ def test_resume_after_a_crash_during_the_manifest_write(
 
 def test_a_finished_folder_is_reused_without_encoding(tmp_path, corpus, teacher_dense, monkeypatch):
     run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path))
-    job = _job(corpus, teacher_dense)
-    monkeypatch.setattr(job, "encode_shard", lambda s: pytest.fail("re-encoded"))
-    assert run_encoding(job, ShardStore(tmp_path)).load().num_rows == 50
+    encoded = record_encoded(monkeypatch)
+    assert run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path)).load().num_rows == 50
+    assert encoded == []
 
 
 def test_a_changed_corpus_is_refused(tmp_path, corpus, teacher_dense):
@@ -125,29 +125,29 @@ def test_embeddings_do_not_depend_on_batch_mates(tmp_path, corpus, teacher_dense
 def test_large_shards_are_tokenized_in_windows_of_similar_lengths(
     corpus, teacher_dense, monkeypatch
 ):
-    job = _job(corpus, teacher_dense)  # batch_size 4
+    run = ShardEncoder(_job(corpus, teacher_dense))  # batch_size 4
     shard = engine.ShardTexts(0, np.arange(50), list(corpus["text"]))
-    whole = job.encode_texts(shard.texts)  # one window of 50
+    whole = run.encode_texts(shard.texts)  # one window of 50
     monkeypatch.setattr(engine, "TOKENIZE_WINDOW", 7)
-    tokenized = job.tokenize(shard)
+    tokenized = run.tokenize(shard)
     positions = [rows for rows, _ in tokenized.batches]
     assert sorted(np.concatenate(positions).tolist()) == list(range(50))
     assert len(positions) == 8 * 2 - 1  # 7 windows of 7 texts (4 + 3) and one of 1
-    lengths = engine.token_lengths(job.encoder(), shard.texts)
+    lengths = engine.token_lengths(run.teacher(), shard.texts)
     for rows, features in tokenized.batches:  # each batch is cut to its own longest text
         assert features["input_ids"].shape == (len(rows), lengths[rows].max())
     assert tokenized.tokens == lengths.sum()
-    windowed = job.encode_batches(tokenized.batches)
+    windowed = run.encode_batches(tokenized.batches)
     np.testing.assert_allclose(
         windowed["teacher_embedding_final"], whole["teacher_embedding_final"], atol=1e-5
     )
 
 
 def test_token_budget_batches_respect_the_budget(corpus, teacher_dense):
-    job = _job(corpus, teacher_dense, max_tokens_per_batch=64)
-    lengths = engine.token_lengths(job.encoder(), list(corpus["text"]))
+    run = ShardEncoder(_job(corpus, teacher_dense, max_tokens_per_batch=64))
+    lengths = engine.token_lengths(run.teacher(), list(corpus["text"]))
     order = np.argsort(-lengths, kind="stable")
-    batches = list(job._batches(order, lengths))
+    batches = list(run._batches(order, lengths))
     assert np.concatenate(batches).tolist() == order.tolist()
     assert len(batches) > 50 // 32 + 1  # smaller than batch_size batches
     for batch in batches:
@@ -221,8 +221,8 @@ SCRIPT = textwrap.dedent(
         ComputeConfig(device="cpu", batch_size=4),
     )
     if sys.argv[4] == "slow":
-        table = job.encode_shard
-        job.encode_shard = lambda s: (time.sleep(0.3), table(s))[1]
+        encode = engine.ShardEncoder.encode_shard
+        engine.ShardEncoder.encode_shard = lambda self, s: (time.sleep(0.3), encode(self, s))[1]
     engine.run_encoding(job, ShardStore(sys.argv[2]))
     """
 )
@@ -291,30 +291,58 @@ def test_half_precision_matches_float32_within_tolerance(
     assert cosine.min() > 0.99  # the documented tolerance
 
 
-def test_on_shard_sees_each_shard_once_and_the_last_after_completion(
+def test_on_listed_sees_each_shard_once_and_says_when_all_are_listed(
     tmp_path, corpus, teacher_dense
 ):
     calls = []
 
-    def on_shard(store, rows, is_last):
-        calls.append((rows, is_last, store.is_complete(), store.num_listed()))
+    def on_listed(store, all_listed):
+        calls.append((all_listed, store.is_complete(), store.manifest()["num_rows"]))
 
-    run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path), on_shard=on_shard)
-    # 50 rows in shards of 8: six full shards, then 2 rows reported with the complete manifest.
-    assert calls == [(8, False, False, n) for n in range(1, 7)] + [(2, True, True, 7)]
+    run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path), on_listed=on_listed)
+    # 50 rows in shards of 8: six full shards, then the last 2 rows; completion comes after.
+    assert calls == [(False, False, 8 * n) for n in range(1, 7)] + [(True, False, 50)]
+
+
+def test_push_every_below_chunk_size_makes_shards_of_push_every_rows(corpus, teacher_dense, caplog):
+    with caplog.at_level("INFO"):
+        job = prepare_encoding(
+            corpus, EncodingConfig(teacher_model=teacher_dense, push_every=20), CPU
+        )  # default chunk_size 1000
+    assert (
+        "push_every (20) is smaller than chunk_size (1000): writing shards of 20 rows, so that "
+        "every push adds push_every rows" in caplog.text
+    )
+    assert (job.shard_size, job.num_shards) == (20, 3)
+    assert job.settings_identity()["chunk_size"] == 20
 
 
 def test_one_process_finishes_what_several_left_with_gaps(
     tmp_path, corpus, teacher_dense, reference, monkeypatch
 ):
     # A killed 2-process run: rank 1 wrote shards 1 and 3, rank 0 only began the folder.
-    job = _job(corpus, teacher_dense)
+    run = ShardEncoder(_job(corpus, teacher_dense))
     store = ShardStore(tmp_path / "out")
-    store.begin(job.identity())
-    for shard in job.shards(done={0, 2, 4, 5, 6}):  # shards 1 and 3
-        store.write_shard_file(shard.index, job.encode_shard(job.tokenize(shard)).table)
+    store.begin(run.identity())
+    for shard in run.shards(done={0, 2, 4, 5, 6}):  # shards 1 and 3
+        store.write_shard_file(shard.index, run.encode_shard(run.tokenize(shard)).table)
 
     job = _job(corpus, teacher_dense)
     encoded = record_encoded(monkeypatch, job)
     _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
     assert encoded == [0, 2, 4, 5, 6]
+
+
+def test_a_rerun_re_encodes_only_a_shard_whose_bytes_changed(
+    tmp_path, corpus, teacher_dense, reference, monkeypatch
+):
+    run_encoding(_job(corpus, teacher_dense), ShardStore(tmp_path / "out"))
+    path = tmp_path / "out" / "data" / "train-00002.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+    job = _job(corpus, teacher_dense)
+    encoded = record_encoded(monkeypatch, job)
+    _assert_same(run_encoding(job, ShardStore(tmp_path / "out")).load(), reference)
+    assert encoded == [2]

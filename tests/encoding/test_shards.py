@@ -4,7 +4,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
+from embedding_distillation.encoding.shards import (
+    DamagedShardError,
+    ShardFolderError,
+    ShardStore,
+    embedding_array,
+)
 
 IDENTITY = {"teacher_fingerprint": "abc", "num_rows": 4}
 
@@ -71,13 +76,108 @@ def test_a_corrupt_manifest_is_an_error(tmp_path, content, message):
         ShardStore(tmp_path).begin(IDENTITY)
 
 
-def test_a_listed_shard_that_vanished_is_an_error(tmp_path):
-    store = ShardStore(tmp_path)
+def _three_shards(folder):
+    store = ShardStore(folder)
     store.begin(IDENTITY)
-    store.write_shard(0, _table(0, 2))
-    (tmp_path / "data" / "train-00000.parquet").unlink()
-    with pytest.raises(ShardFolderError, match="listed in the manifest but missing"):
-        store.begin(IDENTITY)
+    for index in range(3):
+        store.write_shard(index, _table(2 * index, 2))
+    store.finish()
+    return store
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside the data pages: the footer still reads
+    path.write_bytes(bytes(data))
+
+
+def test_the_manifest_records_each_shard_size_and_sha256(tmp_path):
+    import hashlib
+
+    store = _three_shards(tmp_path)
+    for shard in store.manifest()["shards"]:
+        data = (tmp_path / shard["file"]).read_bytes()
+        assert shard["size"] == len(data)
+        assert shard["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (_truncate, r"is [\d,]+ bytes, the manifest says [\d,]+"),
+        (_flip_a_byte, r"does not match the sha256 in the manifest \(its bytes changed\)"),
+        (lambda path: path.unlink(), "is missing"),
+    ],
+)
+def test_loading_names_a_damaged_shard_and_the_fix(tmp_path, damage, problem):
+    _three_shards(tmp_path)
+    damage(tmp_path / "data" / "train-00001.parquet")
+    with pytest.raises(
+        DamagedShardError,
+        match=rf"in {tmp_path} are damaged: data/train-00001.parquet {problem}\. Encoding the "
+        r"same job into this folder again .* re-encodes only the damaged shard",
+    ) as error:
+        ShardStore(tmp_path).load()
+    assert [d.file for d in error.value.damage] == ["data/train-00001.parquet"]
+
+
+def test_a_flipped_byte_passes_the_parquet_reader_unnoticed(tmp_path):
+    """Why the sha256 is needed: the damaged shard still reads, with other values."""
+    import pyarrow.parquet as pq
+
+    store = _three_shards(tmp_path)
+    path = tmp_path / "data" / "train-00001.parquet"
+    before = pq.read_table(path)
+    _flip_a_byte(path)
+    try:
+        assert not pq.read_table(path).equals(before)
+    except (OSError, pa.ArrowException):
+        pass  # or it no longer decodes at all: either way the sha256 names the shard first
+    assert [d.file for d in store.damaged_shards()] == ["data/train-00001.parquet"]
+
+
+@pytest.mark.parametrize("damage", [_truncate, _flip_a_byte, lambda path: path.unlink()])
+def test_resuming_drops_a_damaged_shard_and_keeps_the_ones_after_it(tmp_path, damage, caplog):
+    _three_shards(tmp_path)
+    damage(tmp_path / "data" / "train-00001.parquet")
+    store = ShardStore(tmp_path)
+    with caplog.at_level("WARNING"):
+        assert store.begin(IDENTITY) == {0, 2}  # shard 2 is intact: kept, listed after 1
+    assert "Shard data/train-00001.parquet in" in caplog.text and "encoding it again" in caplog.text
+    manifest = store.manifest()
+    assert not manifest["complete"] and manifest["num_rows"] == 2
+    assert not (tmp_path / "data" / "train-00001.parquet").exists()
+    store.write_shard(1, _table(2, 2))  # the rerun encodes it again
+    assert [s["first_row"] for s in store.manifest()["shards"]] == [0, 2, 4]
+
+
+def test_a_manifest_without_checksums_loads_and_says_once_it_is_unverified(tmp_path, caplog):
+    store = _three_shards(tmp_path)
+    manifest = json.loads(store.manifest_path.read_text())
+    for shard in manifest["shards"]:  # as written before checksums were recorded
+        del shard["size"], shard["sha256"]
+    store.manifest_path.write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING"):
+        assert ShardStore(tmp_path).load()["row_id"] == list(range(6))
+    lines = [r.getMessage() for r in caplog.records if "unverified" in r.getMessage()]
+    assert lines == [
+        f"{tmp_path}: 3 of 3 shards are unverified (the manifest predates shard checksums; "
+        "only their Parquet footers were checked)"
+    ]
+    _truncate(tmp_path / "data" / "train-00002.parquet")  # what can still be caught
+    with pytest.raises(DamagedShardError, match="train-00002.parquet is not a readable Parquet"):
+        ShardStore(tmp_path).load()
+    assert ShardStore(tmp_path).begin(IDENTITY) == {0, 1}  # an old run resumes as before
+
+
+def test_hidden_files_do_not_make_a_new_folder_foreign(tmp_path):
+    (tmp_path / ".writer.lock").touch()
+    assert ShardStore(tmp_path).begin(IDENTITY) == set()
 
 
 def test_unlisted_leftovers_are_removed_on_resume(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from embedding_distillation.evaluation.encoders import EvaluatedModel
 from embedding_distillation.evaluation.metrics import (
     EvaluationConfig,
     agreement,
@@ -28,9 +29,15 @@ class FakeModel(torch.nn.Module):
         if parameters:
             self.weight = torch.nn.Parameter(torch.zeros(parameters))
 
-    def encode(self, texts, batch_size=32, convert_to_numpy=True, show_progress_bar=None):
+    def encode(self, texts, batch_size=32):
         self.calls.append((len(texts), batch_size))
         return np.array([self.vectors[t] for t in texts], dtype=np.float32)
+
+
+def evaluated(model: FakeModel, parameters: int | None = None, size_mb: float | None = None):
+    return EvaluatedModel(
+        encoder=model, source="fake", revision="0", parameters=parameters, size_mb=size_mb
+    )
 
 
 # --- agreement ---------------------------------------------------------------------------------
@@ -171,23 +178,16 @@ def test_heldout_fraction_must_be_a_proper_fraction(fraction):
 # --- cost --------------------------------------------------------------------------------------
 
 
-def test_cost_counts_parameters_and_weight_size():
+def test_cost_times_the_texts_after_a_warm_up_batch():
     texts = [f"t{i}" for i in range(10)]
-    model = FakeModel({t: [1.0] for t in texts}, parameters=262_144)  # float32: 1 MiB
+    model = FakeModel({t: [1.0] for t in texts})
 
-    result = cost(model, texts, batch_size=4)
+    result = cost(evaluated(model, parameters=262_144, size_mb=1.0), texts, batch_size=4)
 
-    assert set(result) == {"parameters", "weights_mb", "texts_per_second"}
-    assert result["parameters"] == 262_144
-    assert result["weights_mb"] == 1.0
+    assert set(result) == {"parameters", "size_mb", "texts_per_second"}
+    assert (result["parameters"], result["size_mb"]) == (262_144, 1.0)
     assert result["texts_per_second"] > 0
     assert model.calls == [(4, 4), (10, 4)]  # warm-up batch, then the timed pass
-
-
-def test_cost_of_half_precision_weights():
-    model = FakeModel({"x": [1.0]}, parameters=2**20).half()  # 2 bytes each: 2 MiB
-    result = cost(model, ["x"], batch_size=1)
-    assert (result["parameters"], result["weights_mb"]) == (2**20, 2.0)
 
 
 # --- evaluate_models ---------------------------------------------------------------------------
@@ -198,12 +198,12 @@ def test_evaluate_models_compares_same_size_models_with_the_stored_target():
         {"text": ["a", "b"], "target": [[1.0, 0.0], [0.0, 1.0]], "row_id": [0, 1]}
     )
     models = {
-        "teacher": FakeModel({"a": [1, 0], "b": [0, 1]}),
-        "student_before": FakeModel({"a": [1, 0, 0], "b": [0, 1, 0]}),  # other size
-        "student_after": FakeModel({"a": [1, 0], "b": [1, 1]}),
+        "teacher": evaluated(FakeModel({"a": [1, 0], "b": [0, 1]})),
+        "student_before": evaluated(FakeModel({"a": [1, 0, 0], "b": [0, 1, 0]})),  # other size
+        "student_after": evaluated(FakeModel({"a": [1, 0], "b": [1, 1]})),
     }
 
-    result = evaluate_models(
+    result, runs = evaluate_models(
         models,
         heldout,
         text_column="text",
@@ -213,6 +213,8 @@ def test_evaluate_models_compares_same_size_models_with_the_stored_target():
         speed_texts=1,
     )
 
+    assert runs == []  # no MTEB task asked for
+    assert result["models"] == ["teacher", "student_before", "student_after"]
     assert result["heldout_rows"] == 2
     assert result["target_column"] == "target"
     assert set(result["teacher"]) == {"cost"}
@@ -242,6 +244,11 @@ def test_neighbour_recall_is_one_for_the_same_ranking_and_drops_when_it_changes(
         ({"heldout_fraction": 1.0}, r"evaluation.heldout_fraction must be in \(0, 1\), got 1.0"),
         ({"max_heldout_rows": 0}, "evaluation.max_heldout_rows must be a positive integer, got 0"),
         ({"speed_texts": -1}, "evaluation.speed_texts must be a positive integer, got -1"),
+        (
+            {"mteb_tasks": [3]},
+            r"evaluation.mteb_tasks must be a list of MTEB task names, .*got \[3\]",
+        ),
+        ({"mteb_tasks": {"a": 1}}, "evaluation.mteb_tasks must be a list of MTEB task names"),
     ],
 )
 def test_evaluation_config_rejects_bad_values(kwargs, message):
@@ -263,10 +270,35 @@ def test_encode_with_a_progress_bar_gives_the_same_embeddings(student, capsys):
     from sentence_transformers import SentenceTransformer
 
     from embedding_distillation.evaluation import metrics
+    from embedding_distillation.evaluation.encoders import SentenceTransformerEncoder
 
     model = SentenceTransformer(student, device="cpu")
     texts = make_sentences(300, seed=4)
-    plain = metrics.encode(model, texts, 16)
-    shown = metrics.encode(model, texts, 16, progress="Encoding held-out (student)")
+    encoder = SentenceTransformerEncoder(model)
+    plain = metrics.encode(encoder, texts, 16)
+    shown = metrics.encode(encoder, texts, 16, progress="Encoding held-out (student)")
     np.testing.assert_allclose(shown, plain, atol=1e-5)
     assert "Encoding held-out (student)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [(None, ()), ([], ()), (["STS12"], ("STS12",)), ("STS12 SICK-R", ("STS12", "SICK-R"))],
+)
+def test_mteb_tasks_from_a_list_or_a_command_line_string(given, expected):
+    assert EvaluationConfig(mteb_tasks=given).mteb_tasks == expected
+
+
+def test_share_of_the_teachers_sts_benchmark_score():
+    from embedding_distillation.evaluation.metrics import add_share_of_teacher
+
+    results = {
+        "heldout_rows": 3,
+        "teacher": {"sts_benchmark": {"spearman": 80.0}},
+        "student_after": {"sts_benchmark": {"spearman": 78.0}},
+        "student_before": {"cost": {}},  # no STS-B: left alone
+    }
+    add_share_of_teacher(results)
+    assert results["student_after"]["sts_benchmark"]["percent_of_teacher"] == pytest.approx(97.5)
+    assert "percent_of_teacher" not in results["teacher"]["sts_benchmark"]
+    assert results["student_before"] == {"cost": {}}

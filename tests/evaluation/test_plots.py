@@ -30,3 +30,18 @@ def test_quality_vs_speed_places_one_dot_per_model():
     offsets = [tuple(c.get_offsets()[0]) for c in axes.collections]
     assert offsets == [(20.0, 0.69), (200.0, 0.65), (210.0, 0.67)]
     assert axes.get_ylabel() == "gold Pearson"
+
+
+def test_quality_vs_speed_plots_sts_benchmark_when_the_teacher_has_it():
+    metrics = {
+        key: {**entry, "sts_benchmark": {"spearman": value}}
+        for (key, entry), value in zip(
+            ((k, METRICS[k]) for k in ("teacher", "student_before", "student_after")),
+            (83.4, 82.0, 82.9),
+            strict=True,
+        )
+    }
+    axes = plots.quality_vs_speed(metrics).axes[0]
+    offsets = [tuple(c.get_offsets()[0]) for c in axes.collections]
+    assert offsets == [(20.0, 83.4), (200.0, 82.0), (210.0, 82.9)]
+    assert axes.get_ylabel() == "STS-B cosine Spearman x100"

@@ -1,3 +1,4 @@
+import json
 import logging
 import sys
 
@@ -40,13 +41,14 @@ def _pusher(push_every=20, repo_id="alice/emb", token=TOKEN, **config) -> Embedd
 
 
 def _encode(store: ShardStore, pusher, shards=range(5), total=5) -> None:
-    """What run_encoding does: write each shard, finish after the last, call the pusher."""
+    """What a run does: write each shard and tell the pusher; after the last, the final push."""
     store.begin(IDENTITY)
     for index in shards:
         store.write_shard(index, _table(index))
-        if index == total - 1:
-            store.finish()
-        pusher(store, 10, index == total - 1)
+        pusher.after_listing(store, index == total - 1)
+    if total - 1 in shards:
+        store.finish()
+        pusher.push(store)
 
 
 def _added(hub, repo_id="alice/emb"):
@@ -197,7 +199,7 @@ def test_a_push_that_keeps_failing_keeps_the_shards_and_says_what_to_run(tmp_pat
     with pytest.raises(HubError, match=r"after 3 attempts \(HTTP 500.*run the same command again"):
         _encode(store, _pusher(push_every=50))
     assert store.is_complete() and len(store.files()) == 5
-    _pusher().push(store)  # the rerun pushes everything the repo lacks
+    _pusher(push_every=50).push(store)  # the rerun pushes everything the repo lacks
     assert len(local_hub.commits("alice/emb")) == 1
     assert len(local_hub.repo("alice/emb").files_at("main")) == 7
 
@@ -250,9 +252,13 @@ def test_the_token_never_shows(tmp_path, local_hub, caplog, monkeypatch):
     shown = [caplog.text, str(error.value), repr(error.value.__cause__), card, repr(_pusher())]
     catalog = DataCatalog.from_config(  # what `kedro catalog` and kedro-viz show
         {
-            "teacher_embeddings": {
-                "type": "embedding_distillation.datasets.EmbeddingShardsDataset",
+            "teacher_embeddings_checkpoint": {
+                "type": "embedding_distillation.datasets.EmbeddingsCheckpointDataset",
                 "filepath": str(tmp_path),
+                "credentials": "huggingface",
+            },
+            "teacher_embeddings_hub": {
+                "type": "embedding_distillation.datasets.HubEmbeddingsDataset",
                 "credentials": "huggingface",
             },
             "student_model_hub": {
@@ -269,3 +275,45 @@ def test_the_token_never_shows(tmp_path, local_hub, caplog, monkeypatch):
     for text in shown:  # ...but never shown
         assert TOKEN not in text and OTHER_TOKEN not in text
     assert "hub_token=hf_***" in card
+
+
+def test_each_commit_lists_exactly_what_the_repo_holds_after_it(tmp_path, local_hub):
+    _encode(ShardStore(tmp_path), _pusher())
+    manifests = [json.loads(c.files["manifest.json"]) for c in local_hub.commits("alice/emb")]
+    assert [m["num_rows"] for m in manifests] == [20, 40, 50]
+    assert [m["complete"] for m in manifests] == [False, False, True]
+    assert [len(m["shards"]) for m in manifests] == [2, 4, 5]
+    assert all("sha256" in shard for shard in manifests[-1]["shards"])
+
+
+def test_a_final_push_of_a_folder_never_pushed_commits_every_push_every_rows(tmp_path, local_hub):
+    store = ShardStore(tmp_path)
+    store.begin(IDENTITY)
+    for index in range(5):
+        store.write_shard(index, _table(index))
+    store.finish()
+    _pusher(push_every=20).push(store)  # e.g. kedro run --from-nodes push_teacher_embeddings
+    assert [len(files) - 2 for files in _added(local_hub)] == [2, 2, 1]  # shards per commit
+
+
+def test_a_shard_whose_sha256_changed_is_pushed_again(tmp_path, local_hub):
+    store = ShardStore(tmp_path)
+    _encode(store, _pusher(push_every=50))
+    manifest = json.loads(store.manifest_path.read_text())
+    manifest["shards"][2]["sha256"] = "0" * 64  # stands for shard 2 encoded again
+    store.manifest_path.write_text(json.dumps(manifest))
+    _pusher(push_every=50).push(store)
+    assert _added(local_hub)[-1] == ["README.md", "data/train-00002.parquet", "manifest.json"]
+
+
+def test_a_pushed_shard_that_does_not_match_the_repos_manifest_is_refused(tmp_path, local_hub):
+    _encode(ShardStore(tmp_path / "a"), _pusher(), shards=range(2))
+    files = local_hub.repo("alice/emb").files_at("main")
+    files["data/train-00001.parquet"] = files["data/train-00001.parquet"][:-10]  # damaged
+    with pytest.raises(
+        HubError,
+        match=r"data/train-00001\.parquet downloaded from the dataset repo alice/emb does not "
+        r"match the sha256 in its manifest; the repo is damaged\. Delete that repo",
+    ):
+        _pusher().restore(ShardStore(tmp_path / "b"), IDENTITY)
+    assert not (tmp_path / "b" / "data" / "train-00001.parquet").exists()

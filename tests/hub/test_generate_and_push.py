@@ -1,14 +1,24 @@
 """The API and the Kedro dataset against the local Hub: pushes, endpoint, resume elsewhere."""
 
+import json
+
 import numpy as np
 import pytest
+from datasets import Dataset
 
 from embedding_distillation import TeacherEmbeddingsGenerator
-from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.datasets import EmbeddingShardsDataset
-from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import prepare_encoding
+from embedding_distillation.datasets import (
+    EmbeddingsCheckpointDataset,
+    EmbeddingShardsDataset,
+    HubEmbeddingsDataset,
+)
 from embedding_distillation.hub import HubError, RetryPolicy, client
+from embedding_distillation.pipelines.teacher_embeddings.nodes import (
+    encode_corpus,
+    push_teacher_embeddings,
+    select_corpus,
+)
+from tests.conftest import make_sentences
 from tests.hub.conftest import TOKEN
 from tests.spies import record_encoded
 
@@ -43,21 +53,44 @@ def test_a_failed_push_resumes_on_another_machine(
     assert len(local_hub.commits("alice/emb")) == 3
 
 
-def test_the_kedro_dataset_pushes_with_its_credentials_and_endpoint(
+def test_the_kedro_datasets_push_with_their_credentials_and_endpoint(
     tmp_path, local_hub, corpus, teacher_plain, monkeypatch
 ):
     from huggingface_hub import constants
 
-    monkeypatch.delenv("HF_ENDPOINT")  # only the dataset's hub_endpoint leads to the local Hub
+    monkeypatch.delenv("HF_ENDPOINT")  # only the datasets' hub_endpoint leads to the local Hub
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
-    config = EncodingConfig(teacher_model=teacher_plain, chunk_size=25, push_every=25)
-    job = prepare_encoding(corpus, config, ComputeConfig(device="cpu"), source_name="news")
-    dataset = EmbeddingShardsDataset(
-        filepath=str(tmp_path / "emb"), credentials={"token": TOKEN}, hub_endpoint=local_hub.url
+    params = {"teacher_model": teacher_plain, "chunk_size": 25, "push_every": 25}
+    hub = {"credentials": {"token": TOKEN}, "hub_endpoint": local_hub.url}
+    checkpoint = EmbeddingsCheckpointDataset(filepath=str(tmp_path / "emb"), **hub)
+    stored = EmbeddingShardsDataset(filepath=str(tmp_path / "emb"))
+    selected = select_corpus(corpus, params)
+    selected.info.dataset_name = "news"
+
+    stored.save(encode_corpus(selected, params, {"device": "cpu"}, checkpoint.load()))
+    assert len(local_hub.commits("alice/news-embeddings")) == 1  # pushed while encoding
+    HubEmbeddingsDataset(**hub).save(push_teacher_embeddings(stored.load(), params))
+
+    commits = local_hub.commits("alice/news-embeddings")
+    assert len(commits) == 2
+    assert json.loads(commits[-1].files["manifest.json"])["complete"]
+    card = local_hub.repo("alice/news-embeddings").files_at("main")["README.md"].decode()
+    assert f"teacher_model: {teacher_plain}" in card  # from the embeddings' manifest
+    assert stored.load().rows["row_id"] == list(range(50))
+
+
+def test_push_every_below_chunk_size_pushes_every_push_every_rows(
+    tmp_path, local_hub, teacher_plain
+):
+    """200 rows, push_every 50, default chunk_size (1000): four commits of 50 rows."""
+    corpus = Dataset.from_dict({"text": make_sentences(200, seed=5)})
+    generator = TeacherEmbeddingsGenerator(teacher_plain, device="cpu")
+    generator.generate_and_push(
+        corpus, repo_id="alice/emb", push_every=50, token=TOKEN, output_dir=tmp_path / "out"
     )
-    dataset.save(job)
-    assert len(local_hub.commits("alice/news-embeddings")) == 2
-    assert dataset.load()["row_id"] == list(range(50))
+    manifests = [json.loads(c.files["manifest.json"]) for c in local_hub.commits("alice/emb")]
+    assert [m["num_rows"] for m in manifests] == [50, 100, 150, 200]
+    assert manifests[-1]["complete"] and manifests[-1]["identity"]["chunk_size"] == 50
 
 
 def test_a_hub_corpus_is_streamed_and_equals_the_downloaded_one(

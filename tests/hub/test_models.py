@@ -133,3 +133,51 @@ def test_a_failed_checkpoint_push_is_logged_and_training_goes_on(
 def test_push_checkpoints_needs_push_to_hub():
     with pytest.raises(ValueError, match=r"push_checkpoints is true but push_to_hub is false"):
         EmbeddingTrainerConfig(student_model="org/s", push_checkpoints=True)
+
+
+def test_exports_go_into_the_repo_in_sentence_transformers_layout(local_hub, model, tmp_path):
+    exports = tmp_path / "export"
+    (exports / "onnx").mkdir(parents=True)
+    (exports / "onnx" / "model.onnx").write_bytes(b"graph")
+    (exports / "onnx" / "model_qint8.onnx").write_bytes(b"int8 graph")
+    (exports / "tokenizer.json").write_text("{}")  # the model's own copy goes up, not this one
+    metrics = {
+        "onnx": {
+            "sts_benchmark": {"spearman": 82.1, "percent_of_student": 100.0},
+            "agreement": {"min_cosine": 0.99999912},
+            "cost": {"size_mb": 88.04, "texts_per_second": 400.0},
+            "verdict": "matches the torch student (agreement gate passed)",
+        },
+        "onnx_int8": {
+            "sts_benchmark": {"spearman": 80.0, "percent_of_student": 97.44},
+            "cost": {"size_mb": 32.8, "texts_per_second": 700.0},
+            "verdict": "not recommended: keeps 97.4 % of the student's STS-B (below 99 %)",
+        },
+    }
+    card = ModelCardInfo(teacher_model="org/teacher", metrics=metrics)
+
+    push_model(model, "alice/exported", token=TOKEN, card=card, retry=FAST, exports=exports)
+
+    files = local_hub.repo("alice/exported", "model").files_at("main")
+    assert files["onnx/model.onnx"] == b"graph"
+    assert files["onnx/model_qint8.onnx"] == b"int8 graph"
+    assert files["tokenizer.json"] != b"{}"
+    text = files["README.md"].decode()
+    assert "### Exports" in text
+    assert (
+        "| ONNX | `onnx/model.onnx` | 88.0 | 400.0 | 82.10 | 100.0 | 0.999999 | matches the torch "
+        "student (agreement gate passed) |" in text
+    )
+    assert (
+        "| ONNX int8 | `onnx/model_qint8.onnx` | 32.8 | 700.0 | 80.00 | 97.4 | n/a | not "
+        "recommended: keeps 97.4 % of the student's STS-B (below 99 %) |" in text
+    )
+
+
+def test_a_card_without_exports_has_no_exports_section(local_hub, model):
+    push_model(model, "alice/plain", token=TOKEN, card=CARD, retry=FAST)
+    text = local_hub.repo("alice/plain", "model").files_at("main")["README.md"].decode()
+    assert "### Exports" not in text
+    assert not any(
+        name.startswith("onnx/") for name in local_hub.repo("alice/plain", "model").files_at("main")
+    )

@@ -61,7 +61,7 @@ class CorpusDataset(AbstractDataset[None, Dataset | IterableDataset | None]):
     def load(self) -> Dataset | IterableDataset | None:
         """Read the corpus (or ``None`` for a missing optional one)."""
         if self._optional and self._is_missing_local():
-            logger.info("Optional corpus %s is not there; skipping it", self._source)
+            logger.debug("Optional corpus %s is not there: None", self._source)  # callers say more
             return None
         return load_corpus(self._source, split=self._split, streaming=self._streaming)
 

@@ -1,31 +1,34 @@
 """``EmbeddingShardsDataset``: teacher embeddings as a versioned folder of Parquet shards.
 
-Saving an :class:`~embedding_distillation.encoding.engine.EncodingJob` runs it shard by shard
-into the save version's folder, so a crash loses at most the shard being encoded. When the
-newest version on disk is an unfinished run of the *same* job (same teacher weights, settings
-and corpus), the new run adopts it (the folder moves to the new version) and continues after
-its last complete shard; an unfinished run of a different job is left alone and a new version
-starts. Loading only ever sees complete versions.
+The ``encode_corpus`` node writes a version shard by shard, through
+:class:`~embedding_distillation.datasets.EmbeddingsCheckpointDataset` (the same folder), so a
+crash loses at most the shard being encoded; saving the node's output here checks that the
+version is complete and is one of this dataset's. Loading only ever sees complete versions,
+checks every shard against the manifest's sizes and sha256, and returns the rows with their
+provenance (:class:`~embedding_distillation.encoding.provenance.TeacherEmbeddings`).
 """
 
 import json
 import logging
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from datasets import Dataset
+import numpy as np
+import pyarrow.parquet as pq
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro_datasets._typing import TablePreview
 
-from embedding_distillation import distributed
-from embedding_distillation.encoding.engine import EncodingJob, run_encoding
-from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
-from embedding_distillation.hub import EmbeddingsPusher
+from embedding_distillation.encoding.config import ROW_ID_COLUMN
+from embedding_distillation.encoding.provenance import TeacherEmbeddings
+from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardFolderError, ShardStore
 
 logger = logging.getLogger(__name__)
 
+PREVIEW_DIMS = 3  # leading dimensions shown per embedding column
+PREVIEW_TEXT_CHARS = 80
 
-def _manifest_state(path: str) -> bool | None:
+
+def manifest_state(path: str | Path) -> bool | None:
     """True for a complete shard folder, False for an unfinished one, None for neither."""
     try:
         return bool(json.loads((Path(path) / MANIFEST_NAME).read_text()).get("complete"))
@@ -34,11 +37,11 @@ def _manifest_state(path: str) -> bool | None:
 
 
 def _is_complete(path: str) -> bool:
-    return _manifest_state(path) is True
+    return manifest_state(path) is True
 
 
-class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
-    """Reads and writes teacher embeddings (Parquet shards + manifest).
+class EmbeddingShardsDataset(AbstractVersionedDataset[ShardStore, TeacherEmbeddings]):
+    """Reads teacher embeddings (Parquet shards + manifest); saving checks what the node wrote.
 
     Example catalog entry::
 
@@ -46,14 +49,10 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
           type: embedding_distillation.datasets.EmbeddingShardsDataset
           filepath: data/03_primary/teacher_embeddings
           versioned: true
-          credentials: huggingface        # only used when push_every is set
 
     Args:
         filepath: Local folder path.
         version: Kedro version (set from ``versioned: true``).
-        credentials: ``{"token": ...}`` for Hub pushes; never shown. ``HF_TOKEN`` is the fallback.
-        hub_endpoint: Hub URL for pushes (a private deployment); ``None`` = ``HF_ENDPOINT`` or
-            the public Hub.
         metadata: Free-form metadata (kedro-viz shows it).
     """
 
@@ -62,8 +61,6 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
         *,
         filepath: str,
         version: Version | None = None,
-        credentials: dict[str, Any] | None = None,
-        hub_endpoint: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
@@ -71,70 +68,76 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
             version=version,
             exists_function=_is_complete,
         )
-        self._token = (credentials or {}).get("token")
-        self._hub_endpoint = hub_endpoint
         self.metadata = metadata
 
-    def load(self) -> Dataset:
-        """The embeddings of the latest complete version (or the pinned one), memory-mapped."""
-        return ShardStore(self._get_load_path()).load()
-
-    def save(self, data: EncodingJob) -> None:
-        """Run the encoding job into the save version's folder (resuming when possible)."""
-        if not isinstance(data, EncodingJob):
-            raise DatasetError(
-                "EmbeddingShardsDataset saves an EncodingJob (the output of the encode node), "
-                f"got {type(data).__name__}."
-            )
-        # Under torchrun every process encodes into the folder rank 0 picks (its own session
-        # version would differ by milliseconds); only rank 0 moves or creates folders.
-        distributed.init(data.device)
-        target = distributed.on_main(lambda: self._prepare_target(data))
-        pusher = EmbeddingsPusher.from_config(
-            data.config,
-            token=self._token,
-            source_name=data.source_name,
-            endpoint=self._hub_endpoint,
+    def load(self) -> TeacherEmbeddings:
+        """The latest complete version (or the pinned one), checked, with its provenance."""
+        folder = Path(self._get_load_path())
+        version = self.resolve_load_version()
+        fix = (
+            f"A rerun encodes a new version rather than repairing a complete one: delete "
+            f"{folder.parent if version else folder} and run `kedro run --pipeline "
+            "teacher_embeddings`, or load another version with `--load-versions "
+            "teacher_embeddings:<version>` (`kedro catalog list` shows them)."
         )
-        store = ShardStore(target, split=data.config.split)
-        if pusher is not None:  # continue after the shards already pushed (e.g. another machine)
-            distributed.on_main(lambda: pusher.restore(store, data.identity()))
-        run_encoding(data, store, on_shard=pusher)
+        try:
+            return TeacherEmbeddings.open(ShardStore(folder), version, fix=fix)
+        except ShardFolderError as e:  # a message of its own, not "Failed while loading"
+            raise DatasetError(str(e)) from e
 
-    def _prepare_target(self, job: EncodingJob) -> Path:
-        if not self._version:
-            return Path(self._filepath)
-        target = Path(self._get_versioned_path(self.resolve_save_version()))  # type: ignore[arg-type]
-        if target.exists():
+    def save(self, data: ShardStore) -> None:
+        """Check that ``data`` is a complete folder of this dataset (the node wrote it)."""
+        if not isinstance(data, ShardStore):
             raise DatasetError(
-                f"Save path {target} already exists; versions are never overwritten."
+                "EmbeddingShardsDataset saves the shard folder that the encode_corpus node "
+                f"wrote (a ShardStore), got {type(data).__name__}."
             )
-        partial = self._latest_unfinished_version()
-        if partial is None:
-            return target
-        manifest = ShardStore(partial).manifest()
-        if manifest is not None and manifest["identity"] == job.identity():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partial, target)
-            _remove_if_empty(partial.parent)
-            logger.info("Resuming the unfinished run %s as version %s", partial, target.parent.name)
-        else:
-            logger.warning(
-                "The unfinished run in %s was made with other settings, teacher or corpus; "
-                "starting a new version instead (delete that folder to reclaim its space).",
-                partial.parent,
+        root = Path(self._filepath).resolve()
+        folder = data.folder.resolve()
+        ours = (
+            folder.parent.parent == root and folder.name == root.name
+            if self._version
+            else (folder == root)
+        )
+        if not ours:
+            raise DatasetError(
+                f"The encode_corpus node wrote {data.folder}, which is not "
+                f"{'a version of ' if self._version else ''}{self._filepath}. The "
+                "teacher_embeddings_checkpoint entry of the catalog must have the filepath "
+                "(and the versioned setting) of teacher_embeddings."
             )
-        return target
+        try:
+            manifest = data.check_complete()
+        except ShardFolderError as e:
+            raise DatasetError(str(e)) from e
+        logger.info("teacher_embeddings: %d rows in %s", manifest["num_rows"], data.folder)
 
-    def _latest_unfinished_version(self) -> Path | None:
-        pattern = str(self._get_versioned_path("*"))
-        for path in sorted(self._glob_function(pattern), reverse=True):
-            state = _manifest_state(path)
-            if state is True:
-                return None  # a newer complete version: nothing to resume
-            if state is False:
-                return Path(path)
-        return None
+    def preview(self, nrows: int = 5) -> TablePreview:
+        """The first rows: row id, text, and per embedding column its norm and first values.
+
+        kedro-viz shows it as a table.
+        """
+        store = ShardStore(Path(self._get_load_path()))
+        manifest = store.check_complete()
+        text_column = manifest["identity"]["text_column"]
+        columns = list(manifest["identity"]["columns"])
+        table = next(pq.ParquetFile(store.files()[0]).iter_batches(batch_size=nrows))
+        names = [ROW_ID_COLUMN, text_column]
+        values: list[list[Any]] = [
+            table.column(ROW_ID_COLUMN).to_pylist(),
+            [text[:PREVIEW_TEXT_CHARS] for text in table.column(text_column).to_pylist()],
+        ]
+        for column in columns:
+            array = table.column(column)
+            matrix = np.asarray(array.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+            matrix = matrix.reshape(len(array), -1)
+            names.append(f"{column} norm")
+            values.append([round(float(n), 4) for n in np.linalg.norm(matrix, axis=1)])
+            for dim in range(min(PREVIEW_DIMS, matrix.shape[1])):
+                names.append(f"{column}[{dim}]")
+                values.append([round(float(v), 4) for v in matrix[:, dim]])
+        rows = [list(row) for row in zip(*values, strict=True)]
+        return TablePreview({"index": list(range(len(rows))), "columns": names, "data": rows})
 
     def _exists(self) -> bool:
         try:
@@ -144,10 +147,3 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[EncodingJob, Dataset]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "version": self._version}
-
-
-def _remove_if_empty(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except OSError:
-        pass

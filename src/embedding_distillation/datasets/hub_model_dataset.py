@@ -2,11 +2,11 @@
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
-from kedro.io import AbstractDataset, DatasetError
 from sentence_transformers import SentenceTransformer
 
+from embedding_distillation.datasets.hub_push_dataset import HubPushDataset
 from embedding_distillation.hub import ModelCardInfo, push_model
 
 logger = logging.getLogger(__name__)
@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 class ModelPush:
     """A request to push ``model`` to ``repo_id`` (``None``: do not push); the token is hidden.
 
-    ``card`` adds the teacher, the data, the training config and the metrics to the model card.
+    ``card`` adds the teacher, the data, the training config and the metrics to the model card;
+    ``exports`` is an export folder whose ``onnx/`` and ``openvino/`` go into the repo too.
     """
 
     model: SentenceTransformer
@@ -24,9 +25,10 @@ class ModelPush:
     private: bool = True
     token: str | None = field(default=None, repr=False)
     card: ModelCardInfo | None = None
+    exports: Path | None = None
 
 
-class HubModelDataset(AbstractDataset[ModelPush, None]):
+class HubModelDataset(HubPushDataset[ModelPush]):
     """Write-only: saving a :class:`ModelPush` uploads its model (unless its repo_id is None).
 
     The token comes from the push request (``hub_token``), else from ``credentials``, else from
@@ -46,16 +48,7 @@ class HubModelDataset(AbstractDataset[ModelPush, None]):
         metadata: Free-form metadata (kedro-viz shows it).
     """
 
-    def __init__(
-        self,
-        *,
-        credentials: dict[str, Any] | None = None,
-        hub_endpoint: str | None = None,
-        metadata: dict[str, Any] | None = None,
-    ) -> None:
-        self._token = (credentials or {}).get("token")
-        self._hub_endpoint = hub_endpoint
-        self.metadata = metadata
+    PUSHED = "model"
 
     def save(self, data: ModelPush) -> None:
         """Push the model, or log that pushing is off."""
@@ -69,14 +62,5 @@ class HubModelDataset(AbstractDataset[ModelPush, None]):
             private=data.private,
             endpoint=self._hub_endpoint,
             card=data.card,
+            exports=data.exports,
         )
-
-    def load(self) -> None:
-        """Nothing to load: the pushed model is read back with its repo id."""
-        raise DatasetError("HubModelDataset is write-only; load the model by its repo id.")
-
-    def _describe(self) -> dict[str, Any]:
-        return {
-            "credentials": "***" if self._token else None,
-            "hub_endpoint": self._hub_endpoint,
-        }

@@ -1,17 +1,14 @@
 """``SentenceTransformerModelDataset``: a sentence-transformers model folder, versioned."""
 
-import os
-import shutil
-from pathlib import Path, PurePosixPath
 from typing import Any
 
-from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
+from kedro.io.core import DatasetError, Version
 from sentence_transformers import SentenceTransformer
 
+from embedding_distillation.datasets.folder_dataset import FolderDataset
 
-class SentenceTransformerModelDataset(
-    AbstractVersionedDataset[SentenceTransformer, SentenceTransformer]
-):
+
+class SentenceTransformerModelDataset(FolderDataset[SentenceTransformer, SentenceTransformer]):
     """Saves and loads a ``SentenceTransformer`` as a model folder (safetensors weights).
 
     With ``versioned: true`` each save is a new folder ``<filepath>/<version>/<name>``.
@@ -45,10 +42,9 @@ class SentenceTransformerModelDataset(
         version: Version | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(filepath=PurePosixPath(Path(filepath).as_posix()), version=version)
+        super().__init__(filepath=filepath, version=version, metadata=metadata)
         self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
-        self.metadata = metadata
 
     def load(self) -> SentenceTransformer:
         """Load the model folder (latest version unless pinned)."""
@@ -61,25 +57,7 @@ class SentenceTransformerModelDataset(
                 f"SentenceTransformerModelDataset saves a SentenceTransformer, got "
                 f"{type(data).__name__}."
             )
-        target = Path(self._get_save_path())
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        data.save(str(tmp), **self._save_args)
-        if target.exists():  # unversioned: replace the previous model
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-
-    def _exists(self) -> bool:
-        try:
-            path = Path(self._get_load_path())
-        except DatasetError:
-            return False
-        return path.is_dir()
+        self._write_folder(lambda folder: data.save(str(folder), **self._save_args))
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "filepath": str(self._filepath),
-            "version": self._version,
-            "load_args": self._load_args,
-        }
+        return {**super()._describe(), "load_args": self._load_args}

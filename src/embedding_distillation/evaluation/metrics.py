@@ -1,17 +1,31 @@
-"""Metrics that compare a student with its teacher: agreement, gold similarity, cost."""
+"""Metrics that compare a student with its teacher: benchmarks, agreement, gold similarity, cost."""
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from datasets import Dataset
 from scipy.stats import pearsonr, spearmanr
-from sentence_transformers import SentenceTransformer
 from tqdm.auto import tqdm
 
+from embedding_distillation.evaluation.encoders import EvaluatedModel, TextEncoder
+from embedding_distillation.evaluation.mteb_tasks import (
+    check_task_names,
+    main_scores,
+    run_tasks,
+    sts_benchmark_scores,
+)
+
+if TYPE_CHECKING:
+    from mteb import AbsTask, TaskResult
+    from mteb.models.model_meta import ModelMeta
+
 logger = logging.getLogger(__name__)
+
+REFERENCE = "teacher"  # the model every other one is measured against
 
 
 @dataclass(frozen=True)
@@ -23,12 +37,15 @@ class EvaluationConfig:
         max_heldout_rows: Cap on held-out rows (evaluation cost stays bounded).
         speed_texts: Texts timed to measure texts/s of teacher and student.
         seed: Seed of the train/held-out split.
+        mteb_tasks: MTEB task names (``mteb.get_tasks()``) run on every model besides the STS
+            Benchmark, which runs whenever its pairs are there; their data comes from the Hub.
     """
 
     heldout_fraction: float = 0.1
     max_heldout_rows: int = 2000
     speed_texts: int = 256
     seed: int = 42
+    mteb_tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.heldout_fraction < 1:
@@ -39,6 +56,28 @@ class EvaluationConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"evaluation.{name} must be a positive integer, got {value!r}.")
+        tasks = self.mteb_tasks
+        if tasks is None or isinstance(tasks, str):
+            tasks = () if tasks is None else tasks.split()  # --params "evaluation.mteb_tasks=A B"
+        if not isinstance(tasks, list | tuple) or not all(
+            isinstance(name, str) and name for name in tasks
+        ):
+            raise ValueError(
+                "evaluation.mteb_tasks must be a list of MTEB task names, e.g. "
+                f"[STSBenchmark, SICK-R], got {self.mteb_tasks!r}."
+            )
+        object.__setattr__(self, "mteb_tasks", tuple(tasks))
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> "EvaluationConfig":
+        """Build from the Kedro ``evaluation`` group, rejecting unknown keys by name."""
+        from embedding_distillation.compute import from_params
+
+        return from_params(cls, params, group="evaluation")
+
+    def check_tasks(self) -> None:
+        """Fail now, naming close matches, on an MTEB task name that does not exist."""
+        check_task_names(self.mteb_tasks)
 
 
 def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, Dataset]:
@@ -63,25 +102,22 @@ PROGRESS_CHUNK = 256  # texts per encode call when a progress bar is shown
 
 
 def encode(
-    model: SentenceTransformer, texts: list[str], batch_size: int, *, progress: str | None = None
+    encoder: TextEncoder, texts: list[str], batch_size: int, *, progress: str | None = None
 ) -> np.ndarray:
     """Embeddings as float32 numpy (rows, dim); with ``progress``, a progress bar of that name."""
     if progress is None:
-        return _encode(model, texts, batch_size)
+        return _encode(encoder, texts, batch_size)
     step = max(PROGRESS_CHUNK, batch_size)  # texts per encode call: the bar's granularity
     parts = []
     with tqdm(total=len(texts), desc=progress, unit="text", leave=False) as bar:
         for start in range(0, len(texts), step):
-            parts.append(_encode(model, texts[start : start + step], batch_size))
+            parts.append(_encode(encoder, texts[start : start + step], batch_size))
             bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else _encode(model, texts, batch_size)
+    return np.concatenate(parts) if parts else _encode(encoder, texts, batch_size)
 
 
-def _encode(model: SentenceTransformer, texts: list[str], batch_size: int) -> np.ndarray:
-    return np.asarray(
-        model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False),
-        dtype=np.float32,
-    )
+def _encode(encoder: TextEncoder, texts: list[str], batch_size: int) -> np.ndarray:
+    return np.asarray(encoder.encode(texts, batch_size=batch_size), dtype=np.float32)
 
 
 def agreement(student: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
@@ -120,16 +156,14 @@ def neighbour_recall(embeddings: np.ndarray, reference: np.ndarray, k: int = 10)
     return float(np.mean(hits) / k)
 
 
-def gold_similarity(
-    model: SentenceTransformer, pairs: Dataset, batch_size: int
-) -> dict[str, float]:
+def gold_similarity(encoder: TextEncoder, pairs: Dataset, batch_size: int) -> dict[str, float]:
     """Pearson and Spearman correlation of cosine similarity with human scores.
 
     Each distinct text is encoded once (Lee50's 1,225 pairs hold 50 documents).
     """
     first, second = list(pairs["text_1"]), list(pairs["text_2"])
     unique = list(dict.fromkeys(first + second))
-    vectors = dict(zip(unique, encode(model, unique, batch_size), strict=True))
+    vectors = dict(zip(unique, encode(encoder, unique, batch_size), strict=True))
     left = np.stack([vectors[text] for text in first])
     right = np.stack([vectors[text] for text in second])
     cosine = row_cosines(left, right)
@@ -140,44 +174,83 @@ def gold_similarity(
     }
 
 
-def cost(model: SentenceTransformer, texts: list[str], batch_size: int) -> dict[str, float]:
-    """Parameter count, weight size (MB) and measured texts/s on the model's device."""
-    parameters = sum(p.numel() for p in model.parameters())
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    encode(model, texts[:batch_size], batch_size)  # warm-up
+def cost(model: EvaluatedModel, texts: list[str], batch_size: int) -> dict[str, Any]:
+    """Parameter count, size (MB) and measured texts/s (after a one-batch warm-up)."""
+    encode(model.encoder, texts[:batch_size], batch_size)  # warm-up
     started = time.perf_counter()
-    encode(model, texts, batch_size)
+    encode(model.encoder, texts, batch_size)
     seconds = time.perf_counter() - started
     return {
-        "parameters": int(parameters),
-        "weights_mb": round(weight_bytes / 2**20, 2),
+        "parameters": model.parameters,
+        "size_mb": model.size_mb,
         "texts_per_second": round(len(texts) / seconds, 2) if seconds > 0 else float("inf"),
     }
 
 
+MtebResults = list[tuple["ModelMeta", "TaskResult"]]
+
+
 def evaluate_models(
-    models: dict[str, SentenceTransformer],
+    models: dict[str, EvaluatedModel],
     heldout: Dataset,
     *,
     text_column: str,
     target_column: str,
     gold_pairs: Dataset | None,
+    tasks: Sequence["AbsTask"] = (),
     batch_size: int,
     speed_texts: int,
-) -> dict[str, Any]:
-    """Evaluate each named model (``teacher``, ``student_before``, ``student_after``).
+    exports_of: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], MtebResults]:
+    """Evaluate each named model (``teacher``, ``student_before``, ``student_after``, exports).
 
-    Agreement with the stored teacher embeddings is computed for every model whose output size
-    matches the target; gold similarity when ``gold_pairs`` is given; cost always.
+    Per model: the MTEB ``tasks`` (the STS Benchmark first; scores in ``sts_benchmark`` x100
+    and ``mteb``), agreement with the stored teacher embeddings for every model whose output
+    size matches the target, neighbour recall, gold similarity when ``gold_pairs`` is given, and
+    cost. Every model but the teacher also gets its share of the teacher's STS-B score.
+
+    Args:
+        models: The models by role, in the report's order.
+        heldout: Held-out rows with texts and the stored teacher embeddings.
+        text_column: Column of ``heldout`` with the texts.
+        target_column: Column of ``heldout`` with the embeddings to compare with.
+        gold_pairs: ``text_1``, ``text_2``, ``score`` rows, or ``None``.
+        tasks: MTEB tasks (:func:`~.mteb_tasks.resolve_tasks`).
+        batch_size: Texts per encode call.
+        speed_texts: Held-out texts timed for texts/s.
+        exports_of: ``{export: model}`` (``{"onnx_int8": "student_after"}``): each export is
+            also compared row by row with that model on the held-out texts (``agreement``),
+            which must come before it in ``models``.
+
+    Returns:
+        The metrics, and the mteb results for the result files (``(model meta, task result)``).
     """
+    exports_of = exports_of or {}
+    kept: dict[str, np.ndarray] = {}  # held-out embeddings of the models exports follow
     texts = list(heldout[text_column])
     target = np.asarray(heldout.with_format("numpy")[target_column], dtype=np.float32)
-    results: dict[str, Any] = {"heldout_rows": len(heldout), "target_column": target_column}
+    results: dict[str, Any] = {
+        "heldout_rows": len(heldout),
+        "target_column": target_column,
+        "models": list(models),  # evaluation order: the report's row order
+    }
+    all_runs: MtebResults = []
     for name, model in models.items():
         logger.info("Evaluating %s", name)
         entry: dict[str, Any] = {}
-        if name != "teacher":
-            embeddings = encode(model, texts, batch_size, progress=f"Encoding held-out ({name})")
+        runs = run_tasks(model, name, tasks, batch_size=batch_size)
+        all_runs += runs
+        if runs:
+            entry["sts_benchmark"] = sts_benchmark_scores(runs)
+            entry["mteb"] = main_scores(runs)
+        if name != REFERENCE:
+            embeddings = encode(
+                model.encoder, texts, batch_size, progress=f"Encoding held-out ({name})"
+            )
+            if name in exports_of.values():
+                kept[name] = embeddings
+            if name in exports_of:
+                entry["agreement"] = export_agreement(kept[exports_of[name]], embeddings, texts)
             if len(texts) > 1:
                 entry["neighbours"] = {"recall_at_10": neighbour_recall(embeddings, target)}
             if embeddings.shape[1] == target.shape[1]:
@@ -187,7 +260,44 @@ def evaluate_models(
                 )
                 entry["heldout"]["cosine_histogram"] = counts.tolist()
         if gold_pairs is not None:
-            entry["gold"] = gold_similarity(model, gold_pairs, batch_size)
+            entry["gold"] = gold_similarity(model.encoder, gold_pairs, batch_size)
         entry["cost"] = cost(model, texts[:speed_texts], batch_size)
         results[name] = entry
-    return results
+    add_share_of_teacher(results)
+    for name, reference in exports_of.items():
+        add_share_of_student(results, name, reference)
+    return results, all_runs
+
+
+WORST_TEXT_SHOWN = 200  # characters of an export's worst-agreeing text kept in the metrics
+
+
+def export_agreement(reference: np.ndarray, exported: np.ndarray, texts: list[str]) -> dict:
+    """Min and mean row cosine of an export to its torch model, and the text it agrees on least."""
+    from embedding_distillation.export.agreement import agreement as row_agreement
+
+    found = row_agreement(reference, exported, texts)
+    return {
+        "min_cosine": found.min_cosine,
+        "mean_cosine": found.mean_cosine,
+        "worst_text": found.worst_text[:WORST_TEXT_SHOWN],
+    }
+
+
+def add_share_of_student(results: dict[str, Any], export: str, reference: str) -> None:
+    """Give an export's STS-B entry ``percent_of_student``: its Spearman / its torch model's."""
+    sts = results.get(export, {}).get("sts_benchmark")
+    base = results.get(reference, {}).get("sts_benchmark", {}).get("spearman")
+    if sts and base:
+        sts["percent_of_student"] = 100 * sts["spearman"] / base
+
+
+def add_share_of_teacher(results: dict[str, Any]) -> None:
+    """Give each model's STS-B entry ``percent_of_teacher`` (its Spearman / the teacher's)."""
+    reference = results.get(REFERENCE, {}).get("sts_benchmark", {}).get("spearman")
+    if not reference:
+        return
+    for name, entry in results.items():
+        sts = entry.get("sts_benchmark") if isinstance(entry, dict) else None
+        if name != REFERENCE and sts:
+            sts["percent_of_teacher"] = 100 * sts["spearman"] / reference

@@ -42,28 +42,41 @@ def cosine_histogram(metrics: dict[str, Any]) -> Figure:
     return figure
 
 
+# (metrics path, y-axis label) of the quality measure, first one the teacher has.
+QUALITY = (
+    (("sts_benchmark", "spearman"), "STS-B cosine Spearman x100"),
+    (("gold", "pearson"), "gold Pearson"),
+)
+
+
 def quality_vs_speed(metrics: dict[str, Any]) -> Figure:
-    """Texts/s against gold Pearson (or held-out cosine without gold pairs), one dot per model."""
+    """Texts/s against STS-B Spearman, one dot per model.
+
+    Without STS-B, gold Pearson; without either, held-out cosine to the teacher (1 for it).
+    """
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.add_subplot()
-    quality_key = "gold" if "gold" in metrics.get("teacher", {}) else None
-    for key, name in NAMES.items():
-        entry = metrics.get(key)
-        if entry is None:
-            continue
-        if quality_key:
-            quality = entry["gold"]["pearson"]
-        else:
-            quality = entry.get("heldout", {}).get("mean_cosine", 1.0 if key == "teacher" else None)
+    teacher = metrics.get("teacher", {})
+    path, label = next(
+        ((p, lbl) for p, lbl in QUALITY if p[0] in teacher),
+        (("heldout", "mean_cosine"), "held-out cosine to the teacher"),
+    )
+    for key in [key for key in metrics.get("models", NAMES) if key in metrics]:
+        entry = metrics[key]
+        quality = entry.get(path[0], {}).get(path[1])
+        if quality is None and key == "teacher" and path[0] == "heldout":
+            quality = 1.0
         if quality is None:
             continue
         speed = entry["cost"]["texts_per_second"]
         axes.scatter(speed, quality, s=40)
-        axes.annotate(name, (speed, quality), textcoords="offset points", xytext=(5, 5))
+        axes.annotate(
+            NAMES.get(key, key), (speed, quality), textcoords="offset points", xytext=(5, 5)
+        )
     axes.set(
         xscale="log",
         xlabel="texts/s (log scale)",
-        ylabel="gold Pearson" if quality_key else "held-out cosine to the teacher",
+        ylabel=label,
         title="Quality versus speed",
     )
     axes.margins(x=0.35, y=0.15)  # room for the labels

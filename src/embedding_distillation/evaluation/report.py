@@ -1,21 +1,46 @@
-"""The Markdown report a person reads first."""
+"""The Markdown report a person reads first: STS-B and speed up front, then the details."""
 
 from typing import Any
+
+from embedding_distillation.evaluation.exports import NAMES as EXPORT_NAMES
 
 NAMES = {
     "teacher": "Teacher",
     "student_before": "Student (before)",
     "student_after": "Student (after)",
+    **EXPORT_NAMES,
 }
+STUDENT = "student_after"
+
+# (header, path into a model's metrics, digits) per column of the main table, in order.
+COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
+    ("STS-B Spearman", ("sts_benchmark", "spearman"), 2),
+    ("% of teacher", ("sts_benchmark", "percent_of_teacher"), 1),
+    ("STS-B Pearson", ("sts_benchmark", "pearson"), 2),
+    ("held-out cosine", ("heldout", "mean_cosine"), 4),
+    ("held-out MSE", ("heldout", "mse"), 6),
+    ("neighbour recall@10", ("neighbours", "recall_at_10"), 4),
+    ("gold Pearson", ("gold", "pearson"), 4),
+    ("gold Spearman", ("gold", "spearman"), 4),
+    ("params", ("cost", "parameters"), 0),
+    ("size MB", ("cost", "size_mb"), 1),
+    ("texts/s", ("cost", "texts_per_second"), 1),
+)
 
 
-def _cell(entry: dict[str, Any], *keys: str, digits: int = 4) -> str:
-    value: Any = entry
+def _value(entry: Any, keys: tuple[str, ...]) -> Any:
     for key in keys:
-        if not isinstance(value, dict) or key not in value:
-            return "n/a"
-        value = value[key]
-    return f"{value:.{digits}f}" if isinstance(value, float) else f"{value:,}"
+        if not isinstance(entry, dict) or key not in entry:
+            return None
+        entry = entry[key]
+    return entry
+
+
+def _cell(entry: dict[str, Any], keys: tuple[str, ...], digits: int) -> str:
+    value = _value(entry, keys)
+    if value is None:
+        return "n/a"
+    return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
 def _last_loss(loss_curve: list[dict[str, Any]]) -> str:
@@ -26,32 +51,119 @@ def _last_loss(loss_curve: list[dict[str, Any]]) -> str:
     return f", last logged loss {last['loss']:.6f} (step {last['step']:,})"
 
 
+def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
+    """The sentence "the student keeps X % of the teacher's STS-B at Y x its speed" (or None)."""
+    student, teacher = metrics.get(key, {}), metrics.get("teacher", {})
+    share = _value(student, ("sts_benchmark", "percent_of_teacher"))
+    reference = _value(teacher, ("sts_benchmark", "spearman"))
+    if share is None or reference is None:
+        return None
+    speed = _value(student, ("cost", "texts_per_second"))
+    teacher_speed = _value(teacher, ("cost", "texts_per_second"))
+    pace = f" at {speed / teacher_speed:.1f}x its speed" if speed and teacher_speed else ""
+    return (
+        f"**The student keeps {share:.1f} % of the teacher's STS Benchmark score{pace}** "
+        f"(cosine Spearman x100 on the test split: {student['sts_benchmark']['spearman']:.2f} "
+        f"vs {teacher['sts_benchmark']['spearman']:.2f})."
+    )
+
+
+def export_headline(metrics: dict[str, Any]) -> str | None:
+    """The fastest recommended export's share of the teacher's STS-B and speed (or None)."""
+    teacher_speed = _value(metrics.get("teacher", {}), ("cost", "texts_per_second"))
+    candidates = [
+        (_value(metrics[key], ("cost", "texts_per_second")) or 0.0, key)
+        for key in metrics.get("models", [])
+        if key in EXPORT_NAMES and metrics[key].get("recommended")
+    ]
+    if not candidates or not teacher_speed:
+        return None
+    speed, key = max(candidates)
+    share = _value(metrics[key], ("sts_benchmark", "percent_of_teacher"))
+    if share is None:
+        return None
+    return (
+        f"Its fastest recommended export, {EXPORT_NAMES[key]}, keeps {share:.1f} % of it at "
+        f"{speed / teacher_speed:.1f}x the teacher's speed, without torch."
+    )
+
+
+def _exports_table(metrics: dict[str, Any], keys: list[str]) -> list[str]:
+    exports = [key for key in keys if key in EXPORT_NAMES]
+    if not exports:
+        return []
+    lines = [
+        "",
+        "Exports (run with `embedding_distillation.export.load_encoder`, no torch), against "
+        "the trained student on the held-out rows:",
+        "",
+        "| export | size MB | texts/s | STS-B Spearman | % of the student | min cosine to the "
+        "student | verdict |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key in exports:
+        entry = metrics[key]
+        cells = [
+            _cell(entry, ("cost", "size_mb"), 1),
+            _cell(entry, ("cost", "texts_per_second"), 1),
+            _cell(entry, ("sts_benchmark", "spearman"), 2),
+            _cell(entry, ("sts_benchmark", "percent_of_student"), 1),
+            _cell(entry, ("agreement", "min_cosine"), 6),
+            entry.get("verdict", "n/a"),
+        ]
+        lines.append(f"| {EXPORT_NAMES[key]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _mteb_table(metrics: dict[str, Any], keys: list[str]) -> list[str]:
+    tasks = list(dict.fromkeys(t for k in keys for t in metrics[k].get("mteb", {})))
+    if not tasks:
+        return []
+    lines = [
+        "",
+        "MTEB main scores (x100): "
+        + ", ".join(
+            f"{task} ({metrics[keys[0]]['mteb'].get(task, {}).get('metric', '?')})"
+            for task in tasks
+        )
+        + ".",
+        "",
+        "| model | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for key in keys:
+        scores = metrics[key].get("mteb", {})
+        cells = [
+            f"{100 * scores[task]['main_score']:.2f}" if task in scores else "n/a" for task in tasks
+        ]
+        lines.append(f"| {NAMES.get(key, key)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_report(metrics: dict[str, Any]) -> str:
     """Render evaluation metrics (from ``evaluate_models`` plus training info) as Markdown."""
     student = f"`{metrics.get('student_model', '?')}`"
     if metrics.get("student_layers") is not None:
         student += f" cut to its layers {metrics['student_layers']}"
-    lines = [
-        "# Distillation report",
-        "",
+    keys = [key for key in metrics.get("models", NAMES) if key in metrics]
+    lines = ["# Distillation report", ""]
+    summary = headline(metrics)
+    if summary:
+        exported = export_headline(metrics)
+        lines += [summary + (f" {exported}" if exported else ""), ""]
+    lines += [
         f"Teacher: `{metrics.get('teacher_model', '?')}`; student: {student}; "
         f"target: `{metrics['target_column']}`; held-out rows: {metrics['heldout_rows']:,}.",
         "",
-        "| model | held-out cosine | held-out MSE | neighbour recall@10 | gold Pearson "
-        "| gold Spearman | params | texts/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | " + " | ".join(header for header, _, _ in COLUMNS) + " |",
+        "|---|" + "---|" * len(COLUMNS),
     ]
-    for key, name in NAMES.items():
-        entry = metrics.get(key)
-        if entry is None:
-            continue
-        lines.append(
-            f"| {name} | {_cell(entry, 'heldout', 'mean_cosine')} | "
-            f"{_cell(entry, 'heldout', 'mse', digits=6)} | "
-            f"{_cell(entry, 'neighbours', 'recall_at_10')} | {_cell(entry, 'gold', 'pearson')} | "
-            f"{_cell(entry, 'gold', 'spearman')} | {_cell(entry, 'cost', 'parameters')} | "
-            f"{_cell(entry, 'cost', 'texts_per_second', digits=1)} |"
-        )
+    for key in keys:
+        entry = metrics[key]
+        cells = [_cell(entry, path, digits) for _, path, digits in COLUMNS]
+        lines.append(f"| {NAMES.get(key, key)} | " + " | ".join(cells) + " |")
+    lines += _exports_table(metrics, keys)
+    lines += _mteb_table(metrics, keys)
     training = metrics.get("training", {})
     if training:
         lines += [
@@ -63,9 +175,11 @@ def render_report(metrics: dict[str, Any]) -> str:
         ]
     lines += [
         "",
-        "Held-out metrics compare each model's embeddings with the stored teacher embeddings "
-        "(teacher = 1.0 by construction, so it is not listed); gold metrics correlate cosine "
-        "similarity with human scores (Lee50 in the demo).",
+        "STS-B: the STS Benchmark test split (1,379 pairs) through mteb's STSBenchmark task; "
+        "Spearman and Pearson of cosine similarity with the human scores, x100 (MTEB's main "
+        "score is the Spearman). Held-out metrics compare each model's embeddings with the "
+        "stored teacher embeddings (teacher = 1.0 by construction, so it is not listed); gold "
+        "metrics correlate cosine similarity with human scores (Lee50 in the demo).",
         "",
     ]
     return "\n".join(lines)

@@ -140,6 +140,7 @@ def add_distillation_section(readme: Path, info: ModelCardInfo, token: str | Non
 {json.dumps(config, indent=2, sort_keys=True, default=str)}
 ```
 
+{_exports_section(info.metrics)}
 ### Evaluation
 
 | metric | value |
@@ -148,6 +149,47 @@ def add_distillation_section(readme: Path, info: ModelCardInfo, token: str | Non
 """
     card.text = card.text + section
     readme.write_text(redact(str(card), token))
+
+
+def _exports_section(metrics: dict[str, Any]) -> str:
+    """A table of the exports in the repo with their measured figures ("" without exports)."""
+    from embedding_distillation.export.formats import FORMATS
+
+    rows = []
+    for name, export_format in FORMATS.items():
+        entry = metrics.get(name)
+        if not isinstance(entry, dict):
+            continue
+        sts = entry.get("sts_benchmark", {})
+        cells = [
+            export_format.label,
+            f"`{export_format.file}`",
+            _figure(entry.get("cost", {}).get("size_mb"), ".1f"),
+            _figure(entry.get("cost", {}).get("texts_per_second"), ".1f"),
+            _figure(sts.get("spearman"), ".2f"),
+            _figure(sts.get("percent_of_student"), ".1f"),
+            _figure(entry.get("agreement", {}).get("min_cosine"), ".6f"),
+            entry.get("verdict", "n/a"),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    if not rows:
+        return ""
+    table = "\n".join(rows)
+    return f"""### Exports
+
+Run without torch: `from embedding_distillation.export import load_encoder`, then
+`load_encoder(folder, "onnx_int8").encode(texts)` (onnxruntime or openvino, and tokenizers).
+STS-B: STS Benchmark test split, cosine Spearman x100; texts/s measured on this run's machine.
+
+| format | file | size MB | texts/s | STS-B | % of student | min cosine to student | verdict |
+|---|---|---|---|---|---|---|---|
+{table}
+
+"""
+
+
+def _figure(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

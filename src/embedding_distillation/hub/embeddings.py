@@ -2,10 +2,16 @@
 
 The repo mirrors the local shard folder: ``data/<split>-00000.parquet``..., ``manifest.json``
 and a dataset card (README.md). The pushed manifest is the record of what the repo holds: each
-push reads it, uploads only the shards it does not list, and commits them together with the new
-manifest and card, so the repo never lists a shard it lacks and a repeated push (after a lost
-answer, or on a rerun) uploads nothing twice. A run that starts with an empty folder downloads
-the shards already pushed (:meth:`EmbeddingsPusher.restore`) and continues after them.
+push reads it, uploads only the shards it does not list (or lists with another sha256), and
+commits them together with a manifest that lists exactly what the repo holds after the commit,
+so the repo never lists a shard it lacks and a repeated push (after a lost answer, or on a
+rerun) uploads nothing twice. A run that starts with an empty folder downloads the shards already
+pushed (:meth:`EmbeddingsPusher.restore`) and continues after them.
+
+While encoding, :meth:`EmbeddingsPusher.after_listing` pushes each time the listed rows pass
+another multiple of ``push_every``; the final push (:meth:`EmbeddingsPusher.push`, made by the
+``push_teacher_embeddings`` node or at the end of ``generate_and_push``) sends the rest, in
+commits of at most ``push_every`` rows, the last with the complete manifest.
 """
 
 import json
@@ -22,7 +28,9 @@ from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from embedding_distillation.encoding.config import EncodingConfig
+from embedding_distillation.encoding.provenance import EmbeddingsProvenance
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
+from embedding_distillation.files import sha256_file
 from embedding_distillation.hub import client
 from embedding_distillation.hub.cards import EmbeddingsCardInfo, current_command, dataset_card
 from embedding_distillation.hub.client import (
@@ -53,7 +61,8 @@ def default_repo_name(source_name: str) -> str:
 class EmbeddingsPusher:
     """Pushes completed shards to a dataset repo every ``push_every`` rows (and at the end).
 
-    Called by :func:`~embedding_distillation.encoding.engine.run_encoding` after each shard.
+    :func:`~embedding_distillation.encoding.run.encode_to_shards` calls :meth:`restore` before
+    encoding and :meth:`after_listing` after each shard; :meth:`push` makes the final push.
 
     Args:
         push_every: Rows between pushes.
@@ -74,8 +83,39 @@ class EmbeddingsPusher:
     endpoint: str | None = None
     card: EmbeddingsCardInfo | None = None
     retry: RetryPolicy | None = None
-    _pending_rows: int = field(default=0, repr=False)
+    _pushed_rows: int = field(default=0, repr=False)
     _api: HfApi | None = field(default=None, repr=False)
+
+    @classmethod
+    def for_embeddings(
+        cls,
+        provenance: EmbeddingsProvenance,
+        *,
+        push_every: int,
+        repo_id: str | None,
+        private: bool = True,
+        token: str | None = None,
+        endpoint: str | None = None,
+    ) -> "EmbeddingsPusher":
+        """A pusher for stored embeddings: the card describes them from their manifest."""
+        card = EmbeddingsCardInfo(
+            source_dataset=provenance.corpus or "corpus",
+            teacher_model=provenance.teacher_model,
+            output_type=provenance.output_type,
+            layers=provenance.layers,
+            embedding_dtype=provenance.embedding_dtype,
+            split=provenance.split,
+            command=current_command(),
+        )
+        return cls(
+            push_every=push_every,
+            repo_id=repo_id,
+            private=private,
+            token=token,
+            source_name=provenance.corpus or "corpus",
+            endpoint=endpoint,
+            card=card,
+        )
 
     @classmethod
     def from_config(
@@ -120,10 +160,17 @@ class EmbeddingsPusher:
             self._api = hub_api(self.token, self.endpoint)
         return self._api
 
-    def __call__(self, store: ShardStore, rows: int, is_last: bool) -> None:
-        """Count ``rows`` just written; push when ``push_every`` is reached or at the end."""
-        self._pending_rows += rows
-        if self._pending_rows >= self.push_every or is_last:
+    def after_listing(self, store: ShardStore, all_listed: bool) -> None:
+        """Push when the listed rows passed another multiple of ``push_every``.
+
+        Once every shard is listed the final :meth:`push` sends the rest, with the complete
+        manifest; nothing is pushed here then.
+        """
+        manifest = store.manifest()
+        assert manifest is not None, "after_listing() needs a shard folder with a manifest"
+        if all_listed:
+            return
+        if manifest["num_rows"] // self.push_every > self._pushed_rows // self.push_every:
             self.push(store)
 
     def resolve_repo_id(self) -> str:
@@ -167,7 +214,12 @@ class EmbeddingsPusher:
             token=self.token,
         )
 
-    def restore(self, store: ShardStore, identity: dict[str, Any]) -> int:
+    def restore(
+        self,
+        store: ShardStore,
+        identity: dict[str, Any],
+        details: dict[str, Any] | None = None,
+    ) -> int:
         """Download the shards the repo holds beyond the local folder's, and list them locally.
 
         A run that starts with an empty folder (another machine, a lost disk) thus continues
@@ -178,18 +230,22 @@ class EmbeddingsPusher:
         Args:
             store: The local shard folder (opened for ``identity`` here).
             identity: The job's identity; the repo's manifest must have the same.
+            details: The job's provenance, recorded in a new local manifest.
 
         Returns:
             How many shards were downloaded.
 
         Raises:
-            HubError: The repo holds embeddings of another job, or the download failed.
+            HubError: The repo holds embeddings of another job, the download failed, or a
+                downloaded shard does not match the repo's manifest.
         """
-        store.begin(identity)
+        store.begin(identity, details)
         local = store.manifest()
         assert local is not None
         have = len(local["shards"])
         remote = self.remote_manifest()
+        if remote is not None and remote.get("identity") == identity:
+            self._pushed_rows = int(remote.get("num_rows", 0))
         if remote is None or len(remote.get("shards", [])) <= have:
             return 0
         repo_id = self.resolve_repo_id()
@@ -208,10 +264,18 @@ class EmbeddingsPusher:
         def download() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 for shard in wanted:
-                    path = self.api.hf_hub_download(
-                        repo_id, shard["file"], repo_type="dataset", local_dir=tmp
+                    path = Path(
+                        self.api.hf_hub_download(
+                            repo_id, shard["file"], repo_type="dataset", local_dir=tmp
+                        )
                     )
-                    _move_into(Path(path), store.folder / shard["file"])
+                    if "sha256" in shard and sha256_file(path) != shard["sha256"]:
+                        raise HubError(
+                            f"{shard['file']} downloaded from the dataset repo {repo_id} does "
+                            "not match the sha256 in its manifest; the repo is damaged. Delete "
+                            "that repo (or set another repo_id) and run the same command again."
+                        )
+                    _move_into(path, store.folder / shard["file"])
 
         with_retries(
             download,
@@ -225,7 +289,10 @@ class EmbeddingsPusher:
         return len(wanted)
 
     def push(self, store: ShardStore) -> None:
-        """Upload the shards the repo does not list yet, with the manifest and card, as one commit.
+        """Upload the shards the repo lacks, in commits of at most ``push_every`` rows.
+
+        Each commit adds its shards with a manifest that lists what the repo holds after it (the
+        last one: the local manifest as it is) and the dataset card.
 
         Raises:
             HubError: The push failed for good (the local shards are kept: rerun to resume), or
@@ -251,12 +318,48 @@ class EmbeddingsPusher:
         remote = self.remote_manifest()
         if remote is not None:
             self._check_identity(remote, manifest["identity"], repo_id)
-        pushed = {shard["file"] for shard in (remote or {}).get("shards", [])}
-        new = [shard for shard in manifest["shards"] if shard["file"] not in pushed]
-        if not new and remote is not None and remote["complete"] == manifest["complete"]:
+        pushed = {shard["file"]: shard.get("sha256") for shard in (remote or {}).get("shards", [])}
+        missing = [
+            index for index, shard in enumerate(manifest["shards"]) if _needs_upload(shard, pushed)
+        ]
+        if not missing and remote is not None and remote["complete"] == manifest["complete"]:
             logger.info("The dataset repo %s is up to date", repo_id)
-            self._pending_rows = 0
+            self._pushed_rows = manifest["num_rows"]
             return
+        for group in self._commit_groups(manifest, missing):
+            self._commit(store, manifest, group, repo_id, next_step)
+
+    def _commit_groups(self, manifest: dict[str, Any], missing: list[int]) -> list[list[int]]:
+        """The missing shards cut into runs of at most ``push_every`` rows (one, if none)."""
+        groups: list[list[int]] = [[]]
+        rows = 0
+        for index in missing:
+            size = manifest["shards"][index]["num_rows"]
+            if groups[-1] and rows + size > self.push_every:
+                groups.append([])
+                rows = 0
+            groups[-1].append(index)
+            rows += size
+        return groups
+
+    def _commit(
+        self,
+        store: ShardStore,
+        manifest: dict[str, Any],
+        group: list[int],
+        repo_id: str,
+        next_step: str,
+    ) -> None:
+        """One commit: the shards ``group`` and the manifest of the repo after it."""
+        end = group[-1] + 1 if group else len(manifest["shards"])
+        listed = manifest["shards"][:end]
+        state = {
+            **manifest,
+            "shards": listed,
+            "num_rows": sum(shard["num_rows"] for shard in listed),
+            "complete": bool(manifest["complete"]) and end == len(manifest["shards"]),
+        }
+        new = [manifest["shards"][index] for index in group]
         operations = [
             CommitOperationAdd(
                 path_in_repo=shard["file"], path_or_fileobj=str(store.folder / shard["file"])
@@ -264,22 +367,25 @@ class EmbeddingsPusher:
             for shard in new
         ]
         operations.append(
-            CommitOperationAdd(path_in_repo=MANIFEST_NAME, path_or_fileobj=str(store.manifest_path))
+            CommitOperationAdd(
+                path_in_repo=MANIFEST_NAME,
+                path_or_fileobj=json.dumps(state, indent=2, sort_keys=True).encode(),
+            )
         )
-        if self.card is not None and manifest["shards"]:
-            first = store.folder / manifest["shards"][0]["file"]
-            card = redact(dataset_card(manifest, first, self.card, repo_id), self.token)
+        if self.card is not None and listed:
+            first = store.folder / listed[0]["file"]
+            card = redact(dataset_card(state, first, self.card, repo_id), self.token)
             operations.append(
                 CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode())
             )
         rows = sum(shard["num_rows"] for shard in new)
-        message = f"Add {len(new)} embedding shard(s), {rows} rows ({manifest['num_rows']} in all)"
+        message = f"Add {len(new)} embedding shard(s), {rows} rows ({state['num_rows']} in all)"
 
         attempts: list[int] = []
 
         def commit() -> None:
             # A commit whose answer was lost may have landed: then there is nothing to redo.
-            if attempts and self._commit_landed(manifest):
+            if attempts and self._commit_landed(state):
                 return
             attempts.append(1)
             self.api.create_commit(
@@ -294,12 +400,12 @@ class EmbeddingsPusher:
             next_step=next_step,
             token=self.token,
         )
-        self._pending_rows = 0
+        self._pushed_rows = state["num_rows"]
         logger.info(
             "Pushed %d shard(s) (%d rows; %d in the repo) to the dataset repo %s",
             len(new),
             rows,
-            manifest["num_rows"],
+            state["num_rows"],
             repo_id,
         )
 
@@ -321,6 +427,14 @@ class EmbeddingsPusher:
             f"The dataset repo {repo_id} holds embeddings of a different job (changed: {changed}); "
             "refusing to mix them. Set repo_id to another repo, or delete that repo to start over."
         )
+
+
+def _needs_upload(shard: dict[str, Any], pushed: dict[str, str | None]) -> bool:
+    """True for a shard the repo lacks, or holds with another sha256 (where both record one)."""
+    if shard["file"] not in pushed:
+        return True
+    theirs, ours = pushed[shard["file"]], shard.get("sha256")
+    return theirs is not None and ours is not None and theirs != ours
 
 
 def _move_into(source: Path, target: Path) -> None:

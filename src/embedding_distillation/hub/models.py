@@ -1,6 +1,7 @@
 """Push a trained sentence-transformers model: safetensors weights and an enriched model card."""
 
 import logging
+import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+EXPORT_FOLDERS = ("onnx", "openvino")  # where an export folder keeps its formats
+
 
 def push_model(
     model: "SentenceTransformer",
@@ -24,12 +27,15 @@ def push_model(
     endpoint: str | None = None,
     card: ModelCardInfo | None = None,
     retry: RetryPolicy | None = None,
+    exports: Path | None = None,
 ) -> str:
     """Push ``model`` to the model repo ``repo_id`` (created if missing); return the commit URL.
 
     The model is saved with safetensors weights and sentence-transformers' model card, to which
-    ``card`` adds the teacher, the training data, the training config and the metrics; the whole
-    folder goes up as one commit, retried on transient faults.
+    ``card`` adds the teacher, the training data, the training config and the metrics; with
+    ``exports`` (an export folder), its ``onnx/`` and ``openvino/`` folders go along, in
+    sentence-transformers' Hub layout. The whole folder goes up as one commit, retried on
+    transient faults.
 
     Args:
         model: The trained model.
@@ -39,6 +45,8 @@ def push_model(
         endpoint: Hub URL (``None``: ``HF_ENDPOINT`` or the public Hub).
         card: Distillation details for the model card.
         retry: Retries of transient faults (``None``: ``client.DEFAULT_RETRY``).
+        exports: An export folder (``embedding_distillation.export``) whose format folders are
+            pushed with the model.
 
     Raises:
         HubError: The push failed for good, or the token may not write to ``repo_id``.
@@ -48,6 +56,9 @@ def push_model(
     next_step = "The trained model is saved locally; rerun the push (it uploads the whole model)."
     with tempfile.TemporaryDirectory() as tmp:
         model.save(tmp, model_name=repo_id, create_model_card=True, safe_serialization=True)
+        for sub in EXPORT_FOLDERS:
+            if exports is not None and (exports / sub).is_dir():
+                shutil.copytree(exports / sub, Path(tmp) / sub)
         if card is not None:
             add_distillation_section(Path(tmp) / "README.md", card, token)
 

@@ -13,6 +13,7 @@ from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUM
 TargetType = Literal["final", "pre_dense"]
 LossType = Literal["mse", "cosine"]
 Projection = Literal["learned", "pca", "none"]
+StudentType = Literal["transformer", "static"]
 
 COMPUTE_FIELDS = (
     "device",
@@ -83,6 +84,23 @@ class EmbeddingTrainerConfig:
         group_by_length: Extra: build each batch from texts of similar length (shuffled windows
             sorted by length, then shuffled batches), which cuts padding and so training time;
             ``False`` uses plain random batches.
+        student_type: Extra: ``transformer`` loads ``student_model`` as a sentence-transformer;
+            ``static`` makes a ``StaticEmbedding`` student (a mean of per-token vectors, no
+            attention: on a CPU hundreds of times faster than a transformer) from model2vec's
+            distillation of the vocabulary of ``student_model`` (normally the teacher's folder;
+            a folder that already holds a static sentence-transformer is loaded as it is),
+            followed by ``Normalize``, and trains it with the same losses and projection. A
+            static student needs a far larger ``learning_rate`` than a transformer (see
+            ``training/static.py``); ``student_init``, ``hidden_state_layer_map`` and
+            ``target_type: pre_dense`` are refused with it.
+        static_pca_dims: Extra, static students only: the distilled token vectors are reduced
+            to this many principal components (at most the model's width; ``null`` keeps the
+            raw vectors, without PCA). Narrower than the target, the student gets a projection
+            (``projection``) to the target's size.
+        static_sif_coefficient: Extra, static students only: token vectors are weighted by
+            ``a / (a + p)``, ``p`` the token's frequency estimated from its vocabulary rank
+            (Zipf), ``a`` this coefficient (SIF weighting, model2vec's default 1e-4): frequent
+            tokens count less in the mean; ``null`` weights every token alike.
     """
 
     student_model: str
@@ -118,6 +136,9 @@ class EmbeddingTrainerConfig:
     hidden_state_weight: float = 1.0
     push_checkpoints: bool = False
     group_by_length: bool = True
+    student_type: StudentType = "transformer"
+    static_pca_dims: int | None = 256
+    static_sif_coefficient: float | None = 1e-4
 
     def __post_init__(self) -> None:
         if isinstance(self.student_model, os.PathLike):
@@ -127,6 +148,7 @@ class EmbeddingTrainerConfig:
         _check_choice("target_type", self.target_type, get_args(TargetType))
         _check_choice("loss_type", self.loss_type, get_args(LossType))
         _check_choice("projection", self.projection, get_args(Projection))
+        _check_choice("student_type", self.student_type, get_args(StudentType))
         for name in ("num_epochs", "batch_size", "save_steps", "logging_steps"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -156,6 +178,7 @@ class EmbeddingTrainerConfig:
             raise ValueError(f"hidden_state_weight must be a number > 0, got {weight!r}.")
         if not math.isfinite(weight):
             raise ValueError(f"hidden_state_weight must be finite, got {weight!r}.")
+        _check_static_options(self)
         self.compute  # validates device and precision flags  # noqa: B018
 
     @property
@@ -202,6 +225,49 @@ class EmbeddingTrainerConfig:
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+
+
+def _check_static_options(config: EmbeddingTrainerConfig) -> None:
+    """The ``static_*`` values, and no option that a static student cannot honour."""
+    dims = config.static_pca_dims
+    if dims is not None and (not isinstance(dims, int) or isinstance(dims, bool) or dims < 1):
+        raise ValueError(
+            f"static_pca_dims must be a positive integer or null, got {dims!r}. Give the number "
+            "of principal components to keep, e.g. 256, or null to keep the distilled vectors "
+            "without PCA."
+        )
+    sif = config.static_sif_coefficient
+    if sif is not None and (
+        isinstance(sif, bool) or not isinstance(sif, int | float) or not 0 < sif < 1
+    ):
+        raise ValueError(
+            f"static_sif_coefficient must be a number in (0, 1) or null, got {sif!r}. "
+            "model2vec's default is 1e-4; null turns the SIF weighting off."
+        )
+    if config.student_type != "static":
+        return
+    refused = {
+        "student_init": (
+            config.student_init is not None,
+            "a static student has no transformer layers to keep; set student_init: null",
+        ),
+        "hidden_state_layer_map": (
+            config.hidden_state_layer_map is not None,
+            "a static student has no hidden layers to match; set hidden_state_layer_map: null",
+        ),
+        "target_type": (
+            config.target_type == "pre_dense",
+            "a static student learns the teacher's final embeddings through its projection "
+            "and keeps its Normalize (trained without it, students collapsed); set "
+            "target_type: final",
+        ),
+    }
+    for name, (is_set, fix) in refused.items():
+        if is_set:
+            raise ValueError(
+                f"{name} {getattr(config, name)!r} does not apply to student_type 'static': "
+                f"{fix}, or use student_type: transformer."
+            )
 
 
 def _check_layers(layers: object) -> None:

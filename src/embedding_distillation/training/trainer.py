@@ -46,6 +46,7 @@ from embedding_distillation.training.losses import (
 )
 from embedding_distillation.training.pca import fit_pca, inverse_pca_dense
 from embedding_distillation.training.sampler import LengthGroupedBatchSampler, text_lengths
+from embedding_distillation.training.static import load_static_student
 from embedding_distillation.training.student_init import keep_layers
 
 logger = logging.getLogger(__name__)
@@ -123,24 +124,40 @@ def hidden_state_dims(dataset: Dataset, config: EmbeddingTrainerConfig) -> dict[
 
 
 def load_student(
-    config: EmbeddingTrainerConfig, *, for_training: bool = False
+    config: EmbeddingTrainerConfig, *, for_training: bool = False, shape_only: bool = False
 ) -> SentenceTransformer:
     """The student that training starts from: ``student_model``, cut to ``student_init`` if set.
 
-    The evaluation's "student before training" is this model, so a student built from the
-    teacher's layers is compared with its undistilled self, not with the whole teacher.
+    With ``student_type: static``, the model2vec distillation of ``student_model``'s vocabulary
+    (``StaticEmbedding`` + ``Normalize``; :mod:`.static`). The evaluation's "student before
+    training" is this model, so a student built from the teacher's layers is compared with its
+    undistilled self, not with the whole teacher, and a static one with the untrained
+    distillation.
+
+    Args:
+        config: The training options.
+        for_training: Keep float32 weights (the trainer applies mixed precision).
+        shape_only: A static student gets random weights of the distillation's size instead
+            of the distillation (the dry run); a transformer student loads as usual.
     """
     source = resolve_model_source(config.student_model, what="student_model")
+    if config.student_type == "static":
+        return load_static_student(config, source, for_training=for_training, shape_only=shape_only)
     model = load_sentence_transformer(source, config.compute, for_training=for_training)
     return model if config.student_init is None else keep_layers(model, config.student_init)
 
 
 def prepare_student(
-    config: EmbeddingTrainerConfig, target_dim: int | None, fit_data: Dataset | None = None
+    config: EmbeddingTrainerConfig,
+    target_dim: int | None,
+    fit_data: Dataset | None = None,
+    *,
+    shape_only: bool = False,
 ) -> SentenceTransformer:
     """Load the student and shape it to the target: backbone for pre_dense, projection if needed.
 
-    With ``student_init`` set, only those transformer layers of ``student_model`` are kept.
+    With ``student_init`` set, only those transformer layers of ``student_model`` are kept; a
+    static student is distilled from ``student_model`` first (:mod:`.static`).
 
     Args:
         config: The training options.
@@ -149,9 +166,10 @@ def prepare_student(
         fit_data: Training rows; when a projection is added, its weights start from the least
             squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them
             (``learned``), or hold the PCA of the targets (``pca``, required then).
+        shape_only: Passed to :func:`load_student` (the dry run).
     """
     torch.manual_seed(config.seed)
-    model = load_student(config, for_training=True)
+    model = load_student(config, for_training=True, shape_only=shape_only)
     if config.hidden_state_layer_map is not None:
         check_layer_map(model, config.hidden_state_layer_map)
     if target_dim is None:
@@ -169,7 +187,10 @@ def prepare_student(
                 "(without Normalize) is trained against the teacher's pre-Dense embeddings."
             )
         model = backbone(model)
-    return add_projection(model, target_dim, config, fit_data)
+    # A fresh static student outputs in model2vec's PCA basis, not in the teacher's space: it
+    # gets its projection at any width (as wide as the target, STS-B fell without one).
+    always = config.student_type == "static" and not has_dense(model)
+    return add_projection(model, target_dim, config, fit_data, always=always)
 
 
 def add_projection(
@@ -177,15 +198,18 @@ def add_projection(
     target_dim: int,
     config: EmbeddingTrainerConfig,
     fit_data: Dataset | None = None,
+    *,
+    always: bool = False,
 ) -> SentenceTransformer:
     """Insert a ``Dense(student_dim -> target_dim)`` before Normalize when sizes differ.
 
     ``projection: learned`` makes it trainable (least-squares start when ``fit_data`` is given);
-    ``pca`` makes it the frozen inverse of a PCA of the targets in ``fit_data``.
+    ``pca`` makes it the frozen inverse of a PCA of the targets in ``fit_data``. With
+    ``always``, the projection is added when the sizes match too (not with ``none``).
     """
     student_dim = model.get_embedding_dimension()
     assert student_dim is not None, "a pooled model has an embedding dimension"
-    if student_dim == target_dim:
+    if student_dim == target_dim and (not always or config.projection == "none"):
         return model
     if config.projection == "none":
         raise ValueError(

@@ -1,8 +1,13 @@
+from types import SimpleNamespace
+
 import pytest
 from datasets import Dataset
 
+from embedding_distillation.datasets.student_export_dataset import StudentExport
+from embedding_distillation.encoding.provenance import EmbeddingsProvenance
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
+    export_student_model,
     plan_model_push,
     split_embeddings,
     train_student_model,
@@ -22,23 +27,63 @@ def embeddings(corpus):
     )
 
 
-def _evaluate(model, heldout, training, params, teacher):
-    """The evaluate node on CPU, without gold pairs, timing 4 texts."""
-    return evaluate_student(
-        model,
-        heldout,
-        None,
-        training,
-        params,
-        {"teacher_model": teacher},
-        {"device": "cpu", "batch_size": 8},
-        {"speed_texts": 4},
+def _provenance(teacher: str, **recorded) -> dict:
+    """The provenance split_embeddings passes on, as read from a manifest."""
+    values = {
+        "teacher_model": teacher,
+        "teacher_fingerprint": "f" * 64,
+        "output_type": "final",
+        "embedding_dtype": "float32",
+        "corpus_fingerprint": "c" * 64,
+        "columns": {"teacher_embedding_final": 40},
+        "num_rows": 50,
+        **recorded,
+    }
+    return EmbeddingsProvenance(**values).to_dict()
+
+
+def _stored(rows: Dataset, teacher: str = "org/teacher"):
+    """Rows as the teacher_embeddings dataset loads them: with their provenance."""
+    return SimpleNamespace(
+        rows=rows, provenance=EmbeddingsProvenance.from_dict(_provenance(teacher))
     )
 
 
+STS_PAIRS = Dataset.from_dict(
+    {
+        "sentence1": ["the cat sleeps", "a dog runs", "music book", "rain snow night"],
+        "sentence2": ["the cat eats", "red car train", "science data", "sun moon day"],
+        "score": [4.5, 0.5, 1.5, 2.5],
+    }
+)
+
+
+NO_EXPORTS = StudentExport(folder=None, formats=())  # type: ignore[arg-type]
+
+
+def _evaluate(model, heldout, training, params, teacher, sts=None, exports=NO_EXPORTS):
+    """The evaluate node on CPU, without gold pairs, timing 4 texts; returns the metrics."""
+    metrics, _ = evaluate_student(
+        model,
+        exports,
+        heldout,
+        None,
+        sts,
+        training,
+        params,
+        _provenance(teacher),
+        {"device": "cpu", "batch_size": 8},
+        {"speed_texts": 4},
+    )
+    return metrics
+
+
 def test_split_embeddings_holds_out_the_fraction(embeddings):
-    train, heldout = split_embeddings(embeddings, {"heldout_fraction": 0.2})
+    train, heldout, provenance = split_embeddings(
+        _stored(embeddings), {"heldout_fraction": 0.2}, {}
+    )
     assert (len(train), len(heldout)) == (40, 10)
+    assert provenance == _provenance("org/teacher")  # passed on from the manifest
     assert not set(train["row_id"]) & set(heldout["row_id"])
 
 
@@ -82,10 +127,12 @@ def test_train_node_takes_precision_from_compute(embeddings, student):
 def test_plan_model_push_follows_push_to_hub(student):
     model = object()
     metrics = {"student_after": {"mean_cosine": 0.9}}
-    teacher = {"teacher_model": "org/teacher", "repo_id": "alice/emb"}
-    assert plan_model_push(model, metrics, {"student_model": student}, teacher, {}).repo_id is None
+    teacher = _provenance("org/teacher", repo_id="alice/emb")
+    plain = plan_model_push(model, NO_EXPORTS, metrics, {"student_model": student}, teacher, {})
+    assert plain.repo_id is None
     request = plan_model_push(
         model,
+        NO_EXPORTS,
         metrics,
         {
             "student_model": student,
@@ -101,6 +148,14 @@ def test_plan_model_push_follows_push_to_hub(student):
     assert request.card.training_data == "alice/emb"
     assert request.card.metrics == metrics
     assert request.card.training_config["hub_token"] == "***"
+
+
+def test_the_model_card_names_the_local_embeddings_version_without_a_repo(student):
+    provenance = _provenance("org/teacher", version="2026-01-01T00.00.00.000Z", corpus="news")
+    request = plan_model_push(object(), NO_EXPORTS, {}, {"student_model": student}, provenance, {})
+    assert request.card.training_data == (
+        "teacher_embeddings version 2026-01-01T00.00.00.000Z (news, 50 rows; local)"
+    )
 
 
 def test_hidden_state_rows_train_and_evaluate_against_the_deepest_mapped_layer(
@@ -122,7 +177,9 @@ def test_hidden_state_rows_train_and_evaluate_against_the_deepest_mapped_layer(
         "hidden_state_weight": 2.0,
         "logging_steps": 1,
     }
-    train, heldout = split_embeddings(rows, {"heldout_fraction": 0.2})
+    train, heldout, _ = split_embeddings(
+        _stored(rows, teacher_plain), {"heldout_fraction": 0.2}, {}
+    )
     model, training = train_student_model(train, params, {"device": "cpu"})
     assert model.get_embedding_dimension() == 32  # no projection without an embedding target
     logged = [e for e in training["log_history"] if "loss" in e]
@@ -169,25 +226,158 @@ def test_evaluate_node_measures_the_trained_student_at_the_compute_precision(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from embedding_distillation.pipelines.distillation import nodes
+    from embedding_distillation.evaluation import run
 
     seen = {}
 
     def spy(models, *args, **kwargs):
-        seen.update({name: next(m.parameters()).dtype for name, m in models.items()})
-        return {}
+        seen.update({name: next(m.encoder.model.parameters()).dtype for name, m in models.items()})
+        return {}, []
 
-    monkeypatch.setattr(nodes, "evaluate_models", spy)
+    monkeypatch.setattr(run, "evaluate_models", spy)
     trained = SentenceTransformer(student, device="cpu")
     evaluate_student(
         trained,
+        NO_EXPORTS,
         embeddings.select(range(8)),
+        None,
         None,
         {},
         {"student_model": student},
-        {"teacher_model": student},
+        _provenance(student),
         {"device": "cpu", "use_bf16": True},
         {"speed_texts": 4},
     )
     assert seen == dict.fromkeys(("teacher", "student_before", "student_after"), torch.bfloat16)
     assert next(trained.parameters()).dtype == torch.float32
+
+
+def test_evaluate_node_scores_every_model_on_the_sts_benchmark(embeddings, teacher_dense, student):
+    from sentence_transformers import SentenceTransformer
+
+    trained = SentenceTransformer(student, device="cpu")
+    params = {"student_model": student}
+    metrics, runs = evaluate_student(
+        trained,
+        NO_EXPORTS,
+        embeddings.select(range(8)),
+        None,
+        STS_PAIRS,
+        {},
+        params,
+        _provenance(teacher_dense),
+        {"device": "cpu", "batch_size": 8},
+        {"speed_texts": 4},
+    )
+    assert metrics["models"] == ["teacher", "student_before", "student_after"]
+    for key in metrics["models"]:
+        sts = metrics[key]["sts_benchmark"]
+        assert -100 <= sts["spearman"] <= 100 and -100 <= sts["pearson"] <= 100
+        assert metrics[key]["mteb"]["STSBenchmark"]["metric"] == "cosine_spearman"
+    after = metrics["student_after"]["sts_benchmark"]
+    teacher = metrics["teacher"]["sts_benchmark"]["spearman"]
+    assert after["percent_of_teacher"] == pytest.approx(100 * after["spearman"] / teacher)
+    assert [meta.name for meta, _ in runs] == [
+        "teacher/model",
+        "student_before/model",
+        "student_after/model",
+    ]
+    assert "% of the teacher's STS Benchmark score" in write_report(metrics)
+
+
+def test_missing_sts_pairs_are_one_log_line(embeddings, student, caplog):
+    from sentence_transformers import SentenceTransformer
+
+    with caplog.at_level("INFO", logger="embedding_distillation"):
+        metrics = _evaluate(
+            SentenceTransformer(student, device="cpu"),
+            embeddings.select(range(4)),
+            {},
+            {"student_model": student},
+            student,
+        )
+    lines = [r.getMessage() for r in caplog.records if "STS Benchmark" in r.getMessage()]
+    assert lines == [
+        "No STS Benchmark pairs (catalog entry sts_benchmark): the report's STS-B columns are n/a. "
+        "`python -m embedding_distillation.demo` fetches them."
+    ]
+    assert "sts_benchmark" not in metrics["student_after"]
+
+
+def test_split_node_refuses_an_unknown_mteb_task_before_training(embeddings):
+    with pytest.raises(ValueError, match=r"Unknown MTEB task 'STS-Bench'.*Close matches"):
+        split_embeddings(_stored(embeddings), {"mteb_tasks": ["STS-Bench"]}, {})
+
+
+@pytest.mark.parametrize(
+    ("export", "message"),
+    [
+        ({"formats": ["onnx", "tflite"]}, r"Unknown export format\(s\) \['tflite'\]; available"),
+        ({"format": ["onnx"]}, r"Unknown key\(s\) \['format'\] in the 'export' parameters"),
+    ],
+)
+def test_split_node_refuses_bad_export_options_before_training(embeddings, export, message):
+    with pytest.raises(ValueError, match=message):
+        split_embeddings(_stored(embeddings), {}, export)
+
+
+def test_a_missing_export_package_is_named_before_training(embeddings, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
+    )
+    with pytest.raises(
+        ModuleNotFoundError, match=r"needs the package\(s\) openvino.*pip install openvino"
+    ):
+        split_embeddings(_stored(embeddings), {}, {"formats": ["openvino"]})
+
+
+@pytest.mark.slow
+def test_export_then_evaluate_measures_each_export_against_the_student(
+    tmp_path, embeddings, teacher_dense, student
+):
+    from sentence_transformers import SentenceTransformer
+
+    from embedding_distillation.datasets import StudentExportDataset
+
+    trained = SentenceTransformer(student, device="cpu")
+    heldout = embeddings.select(range(8))
+    exported = export_student_model(
+        trained, heldout, {"formats": ["onnx", "onnx_int8"]}, {"student_model": student}
+    )
+    assert exported.formats == ("onnx", "onnx_int8")
+    assert not (exported.folder / "model.safetensors").exists()  # the torch folder is elsewhere
+    dataset = StudentExportDataset(filepath=str(tmp_path / "exports"))
+    dataset.save(exported)
+    stored = dataset.load()
+    assert stored.formats == ("onnx", "onnx_int8") and (stored.folder / "onnx/model.onnx").exists()
+
+    metrics = _evaluate(
+        trained, heldout, {}, {"student_model": student}, teacher_dense, STS_PAIRS, stored
+    )
+
+    assert metrics["models"][-2:] == ["onnx", "onnx_int8"]
+    assert metrics["onnx"]["agreement"]["min_cosine"] > 0.9999
+    assert metrics["onnx"]["sts_benchmark"]["percent_of_student"] == pytest.approx(100, abs=0.01)
+    assert metrics["onnx"]["recommended"] is True
+    assert metrics["onnx_int8"]["recommended"] in (True, False)
+    assert metrics["onnx_int8"]["cost"]["size_mb"] < metrics["onnx"]["cost"]["size_mb"]
+    report = write_report(metrics)
+    assert "| ONNX int8 |" in report and "Exports (run with" in report
+
+
+def test_no_export_formats_export_nothing(tmp_path, embeddings, student):
+    from sentence_transformers import SentenceTransformer
+
+    from embedding_distillation.datasets import StudentExportDataset
+
+    trained = SentenceTransformer(student, device="cpu")
+    exported = export_student_model(
+        trained, embeddings.select(range(4)), {"formats": []}, {"student_model": student}
+    )
+    assert exported.formats == ()
+    dataset = StudentExportDataset(filepath=str(tmp_path / "exports"))
+    dataset.save(exported)
+    assert dataset.load().formats == ()

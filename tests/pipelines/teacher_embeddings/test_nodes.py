@@ -1,14 +1,20 @@
 import pytest
 
+from embedding_distillation.datasets import EmbeddingsCheckpointDataset, EmbeddingShardsDataset
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import EncodingJob
-from embedding_distillation.pipelines.teacher_embeddings.nodes import encode_corpus, select_corpus
+from embedding_distillation.encoding.shards import ShardStore
+from embedding_distillation.pipelines.teacher_embeddings.nodes import (
+    encode_corpus,
+    push_teacher_embeddings,
+    select_corpus,
+)
 
 
-def test_select_corpus_keeps_the_first_max_samples_rows(corpus):
+def test_select_corpus_keeps_the_text_column_of_the_first_max_samples_rows(corpus):
     selected = select_corpus(corpus, {"teacher_model": "t", "max_samples": 7})
     assert selected["text"] == corpus["text"][:7]
-    assert len(corpus) == 50  # the input is not changed
+    assert selected.column_names == ["text"]
+    assert len(corpus) == 50 and corpus.column_names == ["text", "source"]  # input unchanged
 
 
 def test_select_corpus_checks_the_text_column(corpus):
@@ -23,13 +29,21 @@ def test_select_corpus_rejects_unknown_parameters(corpus):
         select_corpus(corpus, {"teacher_model": "t", "chunksize": 5})
 
 
-def test_encode_corpus_returns_a_validated_job_without_loading_the_teacher(corpus, teacher_dense):
-    job = encode_corpus(
-        corpus, {"teacher_model": teacher_dense, "chunk_size": 20}, {"device": "cpu"}
+def _checkpoint(tmp_path):
+    return EmbeddingsCheckpointDataset(filepath=str(tmp_path / "emb")).load()
+
+
+def test_encode_corpus_encodes_into_the_checkpoint_folder(tmp_path, corpus, teacher_dense):
+    store = encode_corpus(
+        corpus,
+        {"teacher_model": teacher_dense, "chunk_size": 20},
+        {"device": "cpu"},
+        _checkpoint(tmp_path),
     )
-    assert isinstance(job, EncodingJob)
-    assert (job.num_rows, job.num_shards) == (50, 3)
-    assert job._encoder is None
+    assert isinstance(store, ShardStore) and store.folder == tmp_path / "emb"
+    manifest = store.manifest()
+    assert manifest["complete"] and manifest["num_rows"] == 50 and len(manifest["shards"]) == 3
+    assert manifest["provenance"]["teacher_model"] == teacher_dense
 
 
 @pytest.mark.parametrize(
@@ -44,9 +58,10 @@ def test_encode_corpus_returns_a_validated_job_without_loading_the_teacher(corpu
         ({"layer_indices": [-1]}, "layer_indices must be null"),
     ],
 )
-def test_bad_parameters_are_named(corpus, params, message):
+def test_bad_parameters_are_named(tmp_path, corpus, params, message):
     with pytest.raises(ValueError, match=message):
-        encode_corpus(corpus, {"teacher_model": "t", **params}, {})
+        encode_corpus(corpus, {"teacher_model": "t", **params}, {}, _checkpoint(tmp_path))
+    assert not (tmp_path / "emb").exists()
 
 
 def test_layer_indices_come_from_the_command_line_as_numbers_separated_by_spaces():
@@ -54,3 +69,16 @@ def test_layer_indices_come_from_the_command_line_as_numbers_separated_by_spaces
         {"teacher_model": "t", "output_type": "hidden_states", "layer_indices": "6 0 12"}
     )
     assert config.layer_indices == (0, 6, 12)
+
+
+def test_push_teacher_embeddings_asks_for_a_push_only_with_push_every(
+    tmp_path, corpus, teacher_dense
+):
+    params = {"teacher_model": teacher_dense, "repo_id": "alice/emb", "private": False}
+    stored = EmbeddingShardsDataset(filepath=str(tmp_path / "emb"))
+    stored.save(encode_corpus(corpus, params, {"device": "cpu"}, _checkpoint(tmp_path)))
+    embeddings = stored.load()
+    assert push_teacher_embeddings(embeddings, params).push_every is None
+    request = push_teacher_embeddings(embeddings, {**params, "push_every": 20})
+    assert (request.push_every, request.repo_id, request.private) == (20, "alice/emb", False)
+    assert request.embeddings is embeddings

@@ -1,32 +1,32 @@
 """Nodes of the ``distillation`` pipeline."""
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 from matplotlib.figure import Figure
 from sentence_transformers import SentenceTransformer
 
-from embedding_distillation.compute import ComputeConfig, from_params
+from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.datasets.hub_model_dataset import ModelPush
+from embedding_distillation.datasets.student_export_dataset import StudentExport
+from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.evaluation import plots
 from embedding_distillation.evaluation.metrics import (
     EvaluationConfig,
-    evaluate_models,
+    MtebResults,
     split_heldout,
 )
 from embedding_distillation.evaluation.report import render_report
+from embedding_distillation.evaluation.run import evaluate_distillation
+from embedding_distillation.export.config import ExportConfig
+from embedding_distillation.export.student_export import export_student
 from embedding_distillation.hub import ModelCardInfo
-from embedding_distillation.models import (
-    for_inference,
-    load_sentence_transformer,
-    resolve_model_source,
-)
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
-    evaluation_column,
-    load_student,
     prepare_student,
     train_student,
 )
@@ -35,12 +35,18 @@ logger = logging.getLogger(__name__)
 
 
 def split_embeddings(
-    teacher_embeddings: Dataset, params: dict[str, Any]
-) -> tuple[Dataset, Dataset]:
-    """Teacher embeddings -> (training rows, held-out rows)."""
-    return split_heldout(
-        teacher_embeddings, from_params(EvaluationConfig, params, group="evaluation")
-    )
+    teacher_embeddings: TeacherEmbeddings, params: dict[str, Any], export: dict[str, Any]
+) -> tuple[Dataset, Dataset, dict[str, Any]]:
+    """Teacher embeddings -> (training rows, held-out rows, their provenance).
+
+    The evaluation and export options are checked first: an unknown MTEB task or export
+    format, or a missing export package, stops the run here, before training.
+    """
+    config = EvaluationConfig.from_params(params)
+    config.check_tasks()
+    ExportConfig.from_params(export)
+    train, heldout = split_heldout(teacher_embeddings.rows, config)
+    return train, heldout, teacher_embeddings.provenance.to_dict()
 
 
 def train_student_model(
@@ -53,69 +59,76 @@ def train_student_model(
     return model, train_student(model, train_embeddings, config)
 
 
-def evaluate_student(
+def export_student_model(
     student_model: SentenceTransformer,
     heldout_embeddings: Dataset,
+    params: dict[str, Any],
+    distillation: dict[str, Any],
+) -> StudentExport:
+    """Trained student -> its exports, each checked against it on the held-out texts.
+
+    The export folder is built in a scratch location; the ``student_exports`` dataset moves it
+    into its version folder. A float32 export that disagrees with the student stops the run.
+    """
+    config = ExportConfig.from_params(params)
+    folder = Path(tempfile.mkdtemp(prefix="student-export-")) / "export"
+    texts = list(heldout_embeddings[EmbeddingTrainerConfig.from_params(distillation).text_column])
+    export_student(student_model, folder, config.formats, check_texts=texts, torch_weights=False)
+    return StudentExport.read(folder)
+
+
+def evaluate_student(
+    student_model: SentenceTransformer,
+    student_exports: StudentExport,
+    heldout_embeddings: Dataset,
     gold_pairs: Dataset | None,
+    sts_benchmark: Dataset | None,
     training_metrics: dict[str, Any],
     params: dict[str, Any],
-    teacher_params: dict[str, Any],
+    provenance: dict[str, Any],
     compute: dict[str, Any],
     evaluation: dict[str, Any],
-) -> dict[str, Any]:
-    """Trained student + held-out rows (+ gold pairs) -> metrics for teacher and student."""
-    config = EmbeddingTrainerConfig.from_params(params, compute)
-    compute_config = ComputeConfig.from_params(compute)
-    eval_config = from_params(EvaluationConfig, evaluation, group="evaluation")
-    teacher_source = resolve_model_source(teacher_params["teacher_model"], what="teacher_model")
-    models = {
-        "teacher": load_sentence_transformer(teacher_source, compute_config),
-        "student_before": load_student(config),
-        "student_after": for_inference(student_model, compute_config),
-    }
-    metrics = evaluate_models(
-        models,
+) -> tuple[dict[str, Any], MtebResults]:
+    """Trained student + held-out rows (+ gold, STS-B pairs) -> (metrics, mteb result files)."""
+    return evaluate_distillation(
+        student_model,
         heldout_embeddings,
-        text_column=config.text_column,
-        target_column=evaluation_column(config, heldout_embeddings.column_names),
+        config=EmbeddingTrainerConfig.from_params(params, compute),
+        compute=ComputeConfig.from_params(compute),
+        evaluation=EvaluationConfig.from_params(evaluation),
+        teacher_model=EmbeddingsProvenance.from_dict(provenance).teacher_model,
+        training_metrics=training_metrics,
         gold_pairs=gold_pairs,
-        batch_size=compute_config.batch_size,
-        speed_texts=eval_config.speed_texts,
+        sts_pairs=sts_benchmark,
+        exports=student_exports,
     )
-    training = {k: v for k, v in training_metrics.items() if k != "log_history"}
-    return {
-        **metrics,
-        "teacher_model": teacher_params["teacher_model"],
-        "student_model": config.student_model,
-        "student_layers": None if config.student_init is None else list(config.student_init),
-        "target_type": config.target_type,
-        "loss_type": config.loss_type,
-        "training": training,
-        "loss_curve": [
-            {"step": e["step"], "loss": e["loss"]}
-            for e in training_metrics.get("log_history", [])
-            if "loss" in e
-        ],
-    }
 
 
 def plan_model_push(
     student_model: SentenceTransformer,
+    student_exports: StudentExport,
     distillation_metrics: dict[str, Any],
     params: dict[str, Any],
-    teacher_params: dict[str, Any],
+    provenance: dict[str, Any],
     compute: dict[str, Any],
 ) -> ModelPush:
     """Trained student + metrics + options -> a Hub push request (no repo unless push_to_hub)."""
     config = EmbeddingTrainerConfig.from_params(params, compute)
     repo_id = config.hub_model_id if config.push_to_hub else None
+    embeddings = EmbeddingsProvenance.from_dict(provenance)
     card = ModelCardInfo(
-        teacher_model=teacher_params.get("teacher_model"),
-        training_data=teacher_params.get("repo_id") or "teacher_embeddings (local Kedro dataset)",
+        teacher_model=embeddings.teacher_model,
+        training_data=embeddings.training_data,
         training_config=config.to_dict(),
         metrics=distillation_metrics,
     )
-    return ModelPush(model=student_model, repo_id=repo_id, token=config.hub_token, card=card)
+    return ModelPush(
+        model=student_model,
+        repo_id=repo_id,
+        token=config.hub_token,
+        card=card,
+        exports=student_exports.folder,
+    )
 
 
 def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, Figure]:

@@ -4,6 +4,7 @@ from kedro.pipeline import Node, Pipeline
 
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
+    export_student_model,
     plan_model_push,
     plot_report,
     split_embeddings,
@@ -13,13 +14,13 @@ from embedding_distillation.pipelines.distillation.nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Split, train, evaluate, report."""
+    """Split, train, export, evaluate, report, push."""
     return Pipeline(
         [
             Node(
                 func=split_embeddings,
-                inputs=["teacher_embeddings", "params:evaluation"],
-                outputs=["train_embeddings", "heldout_embeddings"],
+                inputs=["teacher_embeddings", "params:evaluation", "params:export"],
+                outputs=["train_embeddings", "heldout_embeddings", "teacher_embeddings_provenance"],
                 name="split_embeddings",
             ),
             Node(
@@ -29,27 +30,41 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="train_student",
             ),
             Node(
-                func=evaluate_student,
+                func=export_student_model,
                 inputs=[
                     "student_model",
                     "heldout_embeddings",
+                    "params:export",
+                    "params:distillation",
+                ],
+                outputs="student_exports",
+                name="export_student",
+            ),
+            Node(
+                func=evaluate_student,
+                inputs=[
+                    "student_model",
+                    "student_exports",
+                    "heldout_embeddings",
                     "gold_pairs",
+                    "sts_benchmark",
                     "training_metrics",
                     "params:distillation",
-                    "params:teacher_embeddings",
+                    "teacher_embeddings_provenance",
                     "params:compute",
                     "params:evaluation",
                 ],
-                outputs="distillation_metrics",
+                outputs=["distillation_metrics", "mteb_results"],
                 name="evaluate_student",
             ),
             Node(
                 func=plan_model_push,
                 inputs=[
                     "student_model",
+                    "student_exports",
                     "distillation_metrics",
                     "params:distillation",
-                    "params:teacher_embeddings",
+                    "teacher_embeddings_provenance",
                     "params:compute",
                 ],
                 outputs="student_model_hub",

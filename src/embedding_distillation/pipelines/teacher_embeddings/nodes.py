@@ -7,8 +7,13 @@ from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.corpus import check_text_column, limit_rows
+from embedding_distillation.datasets.embeddings_checkpoint_dataset import VersionedShardOutput
+from embedding_distillation.datasets.hub_embeddings_dataset import EmbeddingsPush
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.engine import EncodingJob, prepare_encoding
+from embedding_distillation.encoding.job import prepare_encoding
+from embedding_distillation.encoding.provenance import TeacherEmbeddings
+from embedding_distillation.encoding.run import encode_to_shards
+from embedding_distillation.encoding.shards import ShardStore
 
 logger = logging.getLogger(__name__)
 
@@ -16,26 +21,44 @@ logger = logging.getLogger(__name__)
 def select_corpus(
     corpus: Dataset | IterableDataset, params: dict[str, Any]
 ) -> Dataset | IterableDataset:
-    """Corpus rows -> the first ``max_samples`` rows, after checking the text column."""
+    """Corpus rows -> the text column of the first ``max_samples`` rows, after checking it."""
     config = EncodingConfig.from_params(params)
     check_text_column(corpus, config.text_column)
-    corpus = limit_rows(corpus, config.max_samples)
-    if isinstance(corpus, IterableDataset):
+    selected = limit_rows(corpus, config.max_samples).select_columns([config.text_column])
+    if isinstance(selected, IterableDataset):
         limit = f"up to {config.max_samples} rows" if config.max_samples else "all rows"
         logger.info("Corpus: streamed, %s, text column %r", limit, config.text_column)
     else:
-        logger.info("Corpus: %d rows, text column %r", len(corpus), config.text_column)
-    return corpus
+        logger.info("Corpus: %d rows, text column %r", len(selected), config.text_column)
+    return selected
 
 
 def encode_corpus(
-    corpus: Dataset | IterableDataset, params: dict[str, Any], compute: dict[str, Any]
-) -> EncodingJob:
-    """Corpus + options -> a validated encoding job.
+    corpus: Dataset | IterableDataset,
+    params: dict[str, Any],
+    compute: dict[str, Any],
+    checkpoint: VersionedShardOutput,
+) -> ShardStore:
+    """Selected corpus + options -> the complete shard folder, written shard by shard.
 
-    The ``teacher_embeddings`` dataset runs the job shard by shard when it saves it, so it can
-    resume an interrupted run in its own folder and push shards to the Hub as they complete.
+    ``checkpoint`` (the ``teacher_embeddings_checkpoint`` dataset) says where: this run's
+    ``teacher_embeddings`` version, or an unfinished one of the same job, which the run
+    continues. With ``push_every`` set, shards go to the Hub as they complete.
     """
     config = EncodingConfig.from_params(params)
     name = corpus.info.dataset_name or "corpus"
-    return prepare_encoding(corpus, config, ComputeConfig.from_params(compute), source_name=name)
+    job = prepare_encoding(corpus, config, ComputeConfig.from_params(compute), source_name=name)
+    return encode_to_shards(job, checkpoint, pusher=checkpoint.pusher(job))
+
+
+def push_teacher_embeddings(
+    teacher_embeddings: TeacherEmbeddings, params: dict[str, Any]
+) -> EmbeddingsPush:
+    """Stored embeddings + options -> a Hub push request (no push unless push_every is set)."""
+    config = EncodingConfig.from_params(params)
+    return EmbeddingsPush(
+        embeddings=teacher_embeddings,
+        push_every=config.push_every,
+        repo_id=config.repo_id,
+        private=config.private,
+    )

@@ -1,0 +1,72 @@
+"""``HubEmbeddingsDataset``: pushes stored teacher embeddings to a Hub dataset repo when asked.
+
+The twin of :class:`~embedding_distillation.datasets.HubModelDataset`: the
+``push_teacher_embeddings`` node returns an :class:`EmbeddingsPush` request, and saving it
+uploads the shards the repo lacks (in commits of at most ``push_every`` rows, the last with the
+complete manifest and the dataset card). Pushes made while encoding already sent most shards;
+this one sends the rest, and a rerun (``kedro run --from-nodes push_teacher_embeddings``) sends
+whatever a failed push left out. The card describes the embeddings from their manifest.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from embedding_distillation.datasets.hub_push_dataset import HubPushDataset
+from embedding_distillation.encoding.provenance import TeacherEmbeddings
+from embedding_distillation.hub import EmbeddingsPusher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbeddingsPush:
+    """A request to push ``embeddings`` every ``push_every`` rows (``None``: do not push).
+
+    Attributes:
+        embeddings: The stored embeddings (a complete version).
+        push_every: Rows per commit; ``None`` means no push.
+        repo_id: Dataset repo; ``None`` = ``<token's user>/<corpus name>-embeddings``.
+        private: Create the repo as private (an existing repo keeps its visibility).
+    """
+
+    embeddings: TeacherEmbeddings
+    push_every: int | None
+    repo_id: str | None = None
+    private: bool = True
+
+
+class HubEmbeddingsDataset(HubPushDataset[EmbeddingsPush]):
+    """Write-only: saving an :class:`EmbeddingsPush` uploads what the dataset repo lacks.
+
+    The token comes from ``credentials``, else from ``HF_TOKEN``/the stored login. The Hub is
+    ``hub_endpoint``, else ``HF_ENDPOINT``, else the public Hub.
+
+    Example catalog entry::
+
+        teacher_embeddings_hub:
+          type: embedding_distillation.datasets.HubEmbeddingsDataset
+          credentials: huggingface
+          hub_endpoint: https://hub.example.com   # optional: a private Hub deployment
+
+    Args:
+        credentials: ``{"token": ...}``; never shown.
+        hub_endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
+        metadata: Free-form metadata (kedro-viz shows it).
+    """
+
+    PUSHED = "embeddings"
+
+    def save(self, data: EmbeddingsPush) -> None:
+        """Push what the repo lacks, or log that pushing is off."""
+        if data.push_every is None:
+            logger.info("push_every is null: the teacher embeddings are not pushed")
+            return
+        pusher = EmbeddingsPusher.for_embeddings(
+            data.embeddings.provenance,
+            push_every=data.push_every,
+            repo_id=data.repo_id,
+            private=data.private,
+            token=self._token,
+            endpoint=self._hub_endpoint,
+        )
+        pusher.push(data.embeddings.store)

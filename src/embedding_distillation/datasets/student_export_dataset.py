@@ -1,0 +1,69 @@
+"""``StudentExportDataset``: the exports of a trained student (ONNX, OpenVINO), versioned."""
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kedro.io.core import DatasetError
+
+from embedding_distillation.datasets.folder_dataset import FolderDataset
+from embedding_distillation.export.formats import FORMATS
+
+
+@dataclass(frozen=True)
+class StudentExport:
+    """A folder in sentence-transformers' Hub layout with the student's exports.
+
+    Attributes:
+        folder: The folder: tokenizer and configs at its root, ``onnx/``, ``openvino/``.
+        formats: The formats it holds (names of
+            :data:`~embedding_distillation.export.formats.FORMATS`), in the order written.
+    """
+
+    folder: Path
+    formats: tuple[str, ...]
+
+    @classmethod
+    def read(cls, folder: Path) -> "StudentExport":
+        """The formats whose model file lies in ``folder``."""
+        return cls(folder, tuple(name for name, f in FORMATS.items() if (folder / f.file).exists()))
+
+
+class StudentExportDataset(FolderDataset[StudentExport, StudentExport]):
+    """Stores the export folder the ``export_student`` node wrote in a scratch location.
+
+    Saving moves that folder into place (``<filepath>/<version>/<name>``); loading lists the
+    formats found there. Run an export without torch through
+    :func:`embedding_distillation.export.load_encoder`.
+
+    Example catalog entry::
+
+        student_exports:
+          type: embedding_distillation.datasets.StudentExportDataset
+          filepath: data/06_models/student_exports
+          versioned: true
+
+    Args:
+        filepath: Local folder path.
+        version: Kedro version (set from ``versioned: true``).
+        metadata: Free-form metadata (kedro-viz shows it).
+    """
+
+    def load(self) -> StudentExport:
+        """The export folder of the latest version (or the pinned one)."""
+        return StudentExport.read(Path(self._get_load_path()))
+
+    def save(self, data: StudentExport) -> None:
+        """Move the node's export folder into the save version's folder."""
+        if not isinstance(data, StudentExport):
+            raise DatasetError(
+                f"StudentExportDataset saves a StudentExport, got {type(data).__name__}."
+            )
+
+        def write(folder: Path) -> None:
+            if data.folder.exists():
+                shutil.move(str(data.folder), str(folder))
+            else:  # nothing was exported (no formats)
+                folder.mkdir()
+
+        self._write_folder(write)

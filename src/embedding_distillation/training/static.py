@@ -1,0 +1,245 @@
+"""``student_type: static``: a ``StaticEmbedding`` student distilled from a model's vocabulary.
+
+model2vec's ``distill_from_model`` runs the model once on every token of its vocabulary, reduces
+the token vectors to ``static_pca_dims`` principal components and weights them by SIF over
+Zipf-estimated token frequencies. The student is sentence-transformers' ``StaticEmbedding``
+holding those vectors (a text's embedding is the mean of its tokens' vectors) followed by
+``Normalize``; :func:`~embedding_distillation.training.trainer.prepare_student` then adds the
+projection to the target's size and it trains with the same trainer and losses as a
+transformer student. Untrained, it is the model2vec distillation that the evaluation shows as
+"student before training".
+
+Not ``StaticEmbedding.from_distillation``: it reloads the folder with ``AutoModel`` (a folder
+whose transformer sits at its root only) and passes ``apply_zipf``/``use_subword``, which
+model2vec 0.10 no longer has (a warning on every call); here the model is loaded the project's
+way and handed to ``distill_from_model``, the function ``from_distillation`` ends in.
+
+The distillation is one forward pass per token (2.5-3 minutes for all-mpnet-base-v2's
+29,529 tokens on 2 busy CPU cores, seconds on a GPU), so its result is kept for the process: a
+pipeline run distils once for training and reuses it for the evaluation's untrained student.
+
+Options, measured with the all-mpnet-base-v2 teacher (STS-B test cosine Spearman x100; the
+untrained distillation scores 65.5, the teacher 83.42): on 8,000 demo-corpus sentences (3 epochs
+of batch 32, cosine loss) and on 100,000-150,000 rows of the large corpus (1 epoch):
+
+- ``static_pca_dims: 256`` (model2vec's default) with the learned projection to the teacher's
+  768: 73.4 on the demo rows, 74.5 on the large corpus; 128 did worse (70.2 against 72.5 at
+  2,000 rows), 512 about the same (74.6) for a table twice the size, the full 768 width (with a
+  projection) no better (72.2 against 72.9 at 4,000 rows), and without a projection the PCA
+  basis is not the teacher's space (62.3);
+- ``static_sif_coefficient: 1e-4`` (model2vec's default): the best untrained distillation
+  (65.5, against 60.4 with 1e-3 and 53.5 without SIF) and as good after training (73.4
+  against 73.2 with 1e-3 at 8,000 rows; 72.5 against 72.3 without SIF at 2,000);
+- ``learning_rate`` 3e-3, 30 times a transformer's: the student's weights are the token vectors
+  themselves, each moved only by the batches that hold its token. 1e-4 left it where the
+  least-squares projection put it (72.3 against 72.2), 1e-3 gave 73.3 (demo) and 74.0 (large
+  corpus), 3e-3 73.4 and 74.5, 1e-2 71.2 and 73.9.
+"""
+
+import functools
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import (
+    Normalize,
+    StaticEmbedding,
+    Transformer,
+)
+from tokenizers import Tokenizer
+from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+from embedding_distillation.compute import ComputeConfig, resolve_device
+from embedding_distillation.models import for_inference, load_sentence_transformer
+from embedding_distillation.training.config import EmbeddingTrainerConfig
+
+logger = logging.getLogger(__name__)
+
+# Distillations kept per process (one per model and options): training and evaluation share one.
+DISTILLATION_CACHE_SIZE = 2
+# A learning rate below this leaves a static student close to its distillation (one warning).
+STATIC_MIN_LEARNING_RATE = 1e-3
+
+
+def load_static_student(
+    config: EmbeddingTrainerConfig, source: str, *, for_training: bool, shape_only: bool = False
+) -> SentenceTransformer:
+    """``StaticEmbedding`` + ``Normalize`` from ``source``, on the configured device.
+
+    Args:
+        config: The training options (``static_pca_dims``, ``static_sif_coefficient``, device).
+        source: The resolved ``student_model``: a transformer whose vocabulary is distilled, or
+            a local folder that already holds a static sentence-transformer (loaded as it is).
+        for_training: Keep float32 weights; otherwise the model is made ready for inference
+            (eval mode, the configured precision).
+        shape_only: Skip the distillation and give the embedding table random weights of the
+            size the distillation would make (the dry run's plan).
+    """
+    device = resolve_device(config.device)
+    if is_static_folder(source):
+        model = SentenceTransformer(source, device=str(device))
+        logger.info(
+            "student_model %s is already a static model (%s): loaded as it is; "
+            "static_pca_dims and static_sif_coefficient do not apply.",
+            source,
+            " -> ".join(type(m).__name__ for m in model),
+        )
+        if not any(isinstance(m, Normalize) for m in model):
+            model = SentenceTransformer(modules=[*model, Normalize()], device=str(device))
+    else:
+        embedding = (
+            planned_embedding(config, source) if shape_only else distilled_embedding(config, source)
+        )
+        model = SentenceTransformer(modules=[embedding, Normalize()], device=str(device))
+    if for_training:
+        if config.learning_rate < STATIC_MIN_LEARNING_RATE:
+            logger.warning(
+                "learning_rate %g is small for a static student, whose token vectors move only "
+                "in batches that hold their token: it will stay close to its untrained "
+                "distillation. Set learning_rate to about 3e-3 (what the demo measured).",
+                config.learning_rate,
+            )
+        return model
+    return for_inference(model, config.compute)
+
+
+def distilled_embedding(config: EmbeddingTrainerConfig, source: str) -> StaticEmbedding:
+    """A ``StaticEmbedding`` holding a copy of the (cached) distillation of ``source``."""
+    weights, tokenizer_json = distil_vocabulary(
+        source,
+        folder_signature(source),
+        # What the distillation depends on (batch size and precision do not: float32, its own
+        # batches), so that training and evaluation share one entry.
+        ComputeConfig(device=config.compute.device, use_flash_attention=config.use_flash_attention),
+        config.static_pca_dims,
+        config.static_sif_coefficient,
+    )
+    return StaticEmbedding(
+        Tokenizer.from_str(tokenizer_json),
+        embedding_weights=torch.tensor(weights),  # a copy: the cached array stays as it is
+        base_model=source,
+    )
+
+
+def planned_embedding(config: EmbeddingTrainerConfig, source: str) -> StaticEmbedding:
+    """A randomly initialised ``StaticEmbedding`` of the distillation's size, without running it.
+
+    The model is still loaded (a check that it is a transformer with a fast tokenizer); the
+    table has a row per tokenizer entry, a few more than the distillation keeps (it drops
+    special and unused tokens).
+    """
+    model = load_sentence_transformer(source, config.compute, for_training=True)
+    _, tokenizer, hidden = transformer_parts(model, source)  # token vectors: the hidden size
+    dim = static_dim(hidden, len(tokenizer), config.static_pca_dims)
+    return StaticEmbedding(tokenizer, embedding_dim=dim, base_model=source)
+
+
+def is_static_folder(source: str) -> bool:
+    """True when ``source`` is a local sentence-transformers folder whose first module is static."""
+    modules_file = Path(source) / "modules.json"
+    if not modules_file.is_file():
+        return False
+    modules = json.loads(modules_file.read_text())
+    return bool(modules) and modules[0].get("type", "").endswith("StaticEmbedding")
+
+
+def transformer_parts(
+    model: SentenceTransformer, source: str
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast, int]:
+    """The Hugging Face model, fast tokenizer and hidden size of ``model``'s transformer.
+
+    Raises:
+        ValueError: When the first module is not a transformer with a fast tokenizer.
+    """
+    first = model[0]
+    tokenizer = getattr(first, "tokenizer", None)
+    if not isinstance(first, Transformer) or not isinstance(tokenizer, PreTrainedTokenizerFast):
+        raise ValueError(
+            f"student_type 'static' distils the vocabulary of a transformer with a fast "
+            f"tokenizer, but student_model {source!r} starts with {type(first).__name__} "
+            f"(tokenizer: {type(tokenizer).__name__}). Name a sentence-transformers folder such "
+            "as the teacher's, or use student_type: transformer."
+        )
+    return first.auto_model, tokenizer, first.get_embedding_dimension()
+
+
+def static_dim(hidden: int, vocabulary: int, pca_dims: int | None) -> int:
+    """Width of the distilled vectors, as model2vec's ``apply_pca`` decides it.
+
+    PCA keeps ``min(pca_dims, hidden)`` components, unless ``pca_dims`` is ``None`` or not
+    below the vocabulary size (then there is no PCA and the width is ``hidden``).
+    """
+    if pca_dims is None or pca_dims >= vocabulary:
+        return hidden
+    return min(pca_dims, hidden)
+
+
+def folder_signature(source: str) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of the files in a local folder (empty for a Hub id): the cache key."""
+    folder = Path(source)
+    if not folder.is_dir():
+        return ()
+    return tuple(
+        sorted(
+            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            for f in folder.iterdir()
+            if f.is_file()
+        )
+    )
+
+
+@functools.lru_cache(maxsize=DISTILLATION_CACHE_SIZE)
+def distil_vocabulary(
+    source: str,
+    signature: tuple[tuple[str, int, int], ...],
+    compute: ComputeConfig,
+    pca_dims: int | None,
+    sif_coefficient: float | None,
+) -> tuple[np.ndarray, str]:
+    """model2vec's distillation of ``source``'s vocabulary: (vectors, tokenizer JSON).
+
+    Cached per process; ``signature`` (:func:`folder_signature`) makes a changed folder a new
+    entry. The vectors are returned read-only: callers copy them.
+    """
+    try:
+        from model2vec.distill import distill_from_model
+    except ImportError as e:
+        raise ImportError(
+            f"student_type 'static' needs model2vec's distillation, which could not be imported "
+            f"({e}). Install its tokenizer dependency with `pip install 'skeletoken>=0.6,<0.7'` "
+            "(not model2vec[distill], which would downgrade transformers)."
+        ) from e
+
+    device = resolve_device(compute.device)
+    if device.type == "mps":  # model2vec refuses MPS with torch >= 2.8
+        logger.info("Distilling the vocabulary on the CPU: model2vec does not run on MPS.")
+        device = torch.device("cpu")
+    auto_model, tokenizer, _ = transformer_parts(
+        load_sentence_transformer(source, compute, for_training=True), source
+    )
+    started = time.perf_counter()
+    static = distill_from_model(
+        model=auto_model,
+        tokenizer=tokenizer,
+        device=str(device),
+        pca_dims=pca_dims,
+        sif_coefficient=sif_coefficient,
+        quantize_to="float32",
+    )
+    vectors = np.asarray(static.embedding, dtype=np.float32)  # (vocabulary, dim)
+    vectors.flags.writeable = False
+    logger.info(
+        "Distilled the vocabulary of %s (%d tokens) into %d-d static vectors in %.0f s "
+        "(PCA %s, SIF %s).",
+        source,
+        vectors.shape[0],
+        vectors.shape[1],
+        time.perf_counter() - started,
+        pca_dims,
+        sif_coefficient,
+    )
+    return vectors, static.tokenizer.to_str()
