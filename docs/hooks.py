@@ -29,7 +29,7 @@ def kedro_viz(page: Page, config: MkDocsConfig) -> tuple[str, list[str]]:
     """The kedro-viz screenshot where docs/assets holds one, else how to see the same view."""
     if (Path(config.docs_dir) / SCREENSHOT).exists():
         link = "../" * page.file.src_uri.count("/") + SCREENSHOT
-        alt = "Both pipelines in kedro-viz: nodes, parameters and datasets by layer"
+        alt = "Both pipelines in kedro-viz: their nodes and datasets, by layer"
         return f"![{alt}]({link})\n", []
     return (
         '!!! note "No kedro-viz screenshot in this build"\n'

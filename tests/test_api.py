@@ -173,6 +173,7 @@ def test_trainer_takes_the_config():
             ["text", "hidden_state_layer_0", "hidden_state_layer_2"],
             [48, 48],
         ),
+        ("hidden_states", 2, ["text", "hidden_state_layer_2"], [48]),  # one layer as a number
         (
             "hidden_states",
             None,

@@ -365,6 +365,7 @@ def test_kedro_pipelines_on_two_processes(project, teacher_dense, student):  # n
     reporting = project / "data" / "08_reporting"
     for output in (
         project / "data" / "06_models" / "student_model",
+        project / "data" / "06_models" / "student_exports",
         reporting / "distillation_metrics.json",
         reporting / "distillation_report.md",
         reporting / "loss_curve.png",
@@ -375,4 +376,10 @@ def test_kedro_pipelines_on_two_processes(project, teacher_dense, student):  # n
     assert metrics["training"]["world_size"] == 2
     assert metrics["training"]["global_step"] == 3
     assert len(metrics["loss_curve"]) == 3
-    assert "Rank 1 of 2 keeps" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Rank 1 of 2 keeps" in output
+    # transformers saves a model on rank 0 only, so rank 0 alone exports it.
+    (exports,) = (project / "data" / "06_models" / "student_exports").glob("*/*")
+    assert (exports / "onnx" / "model.onnx").exists()
+    assert "Exports are written by rank 0 only" in output
+    assert "onnx" in metrics["models"]  # rank 0 measured its exports

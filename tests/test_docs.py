@@ -4,6 +4,7 @@ The generators live in ``docs/docgen/`` (called by the mkdocs hooks in ``docs/ho
 tests call them directly as well, on the project's own files and on altered copies.
 """
 
+import ast
 import importlib
 import importlib.util
 import logging
@@ -22,6 +23,8 @@ import yaml
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
+README = ROOT / "README.md"
+README_MAX_LINES = 150
 BUILD_TIMEOUT_S = 300
 DOCS_PACKAGES = ("mkdocs", "material", "mkdocstrings", "griffe")
 
@@ -372,3 +375,70 @@ def test_the_hook_turns_problems_into_warnings_that_fail_a_strict_build(caplog):
     warnings = [r.getMessage() for r in caplog.records if r.name.startswith("mkdocs.")]
     assert any("unknown marker 'no-such-part'" in w for w in warnings), warnings
     assert any("A message nobody ever wrote." in w for w in warnings), warnings
+
+
+# -- the README: a landing page that points into the docs ------------------------------------------
+
+
+def _code_blocks(markdown: str, language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", markdown, re.MULTILINE | re.DOTALL)
+
+
+def test_the_readme_is_a_short_landing_page_whose_links_resolve():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not re.match(r"[a-z]+://", link)]
+    assert any(link.startswith("docs/") for link in local)
+    for link in local:
+        assert (ROOT / link).exists(), link
+    nav = yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"]
+    pages = {uri for entry in nav for uri in _nav_uris(entry)}
+    for link in local:
+        if link.startswith("docs/") and link.endswith(".md"):
+            assert link.removeprefix("docs/") in pages, f"{link} is not in the mkdocs.yml nav"
+
+
+def _nav_uris(entry: object) -> list[str]:
+    if isinstance(entry, str):
+        return [entry]
+    if isinstance(entry, dict):
+        return [uri for value in entry.values() for uri in _nav_uris(value)]
+    if isinstance(entry, list):
+        return [uri for value in entry for uri in _nav_uris(value)]
+    return []
+
+
+def test_ci_runs_the_readme_test_command_and_the_demo_command_comes_first():
+    blocks = _code_blocks(README.read_text(encoding="utf-8"), "bash")
+    demo, tests = (block.strip() for block in blocks[:2])
+    assert demo.endswith("python -m embedding_distillation.demo && kedro run")
+    assert tests.endswith("python -m pytest")
+    ci_commands = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert ci_commands == [tests]
+
+
+@pytest.mark.parametrize(
+    "page", [README, *sorted(DOCS.rglob("*.md"))], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_python_examples_are_valid_python(page):
+    """Every python block of the README and the docs parses (IPython magics aside)."""
+    for block in _code_blocks(page.read_text(encoding="utf-8"), "python"):
+        code = "\n".join(line for line in block.splitlines() if not line.startswith("%"))
+        ast.parse(code)
+
+
+def test_the_readme_torch_free_example_names_real_export_formats():
+    from embedding_distillation.export import FORMATS
+
+    text = README.read_text(encoding="utf-8")
+    example = next(b for b in _code_blocks(text, "python") if "load_encoder" in b)
+    called = re.findall(r"load_encoder\([^,]+, \"(\w+)\"", example)
+    alternatives = re.findall(r"# or ([\w, ]+)", example)
+    names = called + [n.strip() for a in alternatives for n in a.split(",")]
+    assert called
+    assert set(names) <= set(FORMATS), set(names) - set(FORMATS)

@@ -1,7 +1,9 @@
 """kedro-viz on the project: the server in headless Chromium, its REST API, the static build.
 
 The browser test drives Debian's Chromium through its matching chromedriver (selenium, no
-driver download). Install them with ``apt-get install -y chromium chromium-driver``.
+driver download). Install them with ``apt-get install -y chromium chromium-driver``. It also
+saves the screenshot of both pipelines that the docs show (``docs/assets/kedro-viz.png``): run
+``python -m pytest tests/test_viz.py -k chromium`` to refresh it after a pipeline changes.
 """
 
 import base64
@@ -43,6 +45,15 @@ CHROMIUM_FLAGS = (
     "--window-size=1600,1000",
 )
 SERVER_START_TIMEOUT_S = 120
+# The screenshot the docs show (docs/pipelines.md): light theme, sidebar and minimap closed, in a
+# window tall enough for kedro-viz's zoom-to-fit to keep every label readable.
+SCREENSHOT = ROOT / "docs" / "assets" / "kedro-viz.png"
+SCREENSHOT_WINDOW = (1400, 1600)
+TIDY_VIEW = {
+    "theme": "light",
+    "showFeatureHints": False,
+    "visible": {"sidebar": False, "miniMap": False},
+}
 PIPELINE_NODES = {
     "teacher_embeddings": sorted(node.name for node in teacher_embeddings_pipeline().nodes),
     "distillation": sorted(node.name for node in distillation_pipeline().nodes),
@@ -192,6 +203,47 @@ def _node_labels(driver, expected: set[str]) -> set[str]:
     return found
 
 
+def _save_pipeline_screenshot(driver, url: str, expected: set[str], output: Path) -> None:
+    """Both pipelines, tidied for the docs, saved to ``output``; every node inside the picture.
+
+    kedro-viz reads its view settings from ``localStorage["KedroViz"]`` when it starts, so they
+    are set on a page of the same origin that is not the app (the app rewrites them as it runs).
+    """
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(*SCREENSHOT_WINDOW)
+    driver.get(f"{url}/api/main")
+    driver.execute_script(
+        "localStorage.setItem('KedroViz', arguments[0]);"
+        "localStorage.setItem('KedroViz-banners', JSON.stringify({lite: false}));",
+        json.dumps(TIDY_VIEW),
+    )
+    driver.get(url)
+    _node_labels(driver, expected)
+    for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Dismiss']"):
+        if button.is_displayed():  # the "new version" banner: offline, it names version None
+            button.click()
+    assert not driver.find_elements(By.CSS_SELECTOR, ".pipeline-sidebar--visible")
+    time.sleep(2)  # zoom-to-fit animates
+    width, height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    outside = driver.execute_script(
+        "return [...document.querySelectorAll('.pipeline-node')].filter(n => {"
+        " const r = n.getBoundingClientRect();"
+        " return r.left < 0 || r.top < 0 || r.right > arguments[0] || r.bottom > arguments[1];"
+        "}).map(n => n.textContent)",
+        width,
+        height,
+    )
+    assert outside == [], f"nodes outside the {width}x{height} picture: {outside}"
+    partial = output.with_name(f".{output.name}.partial")
+    assert driver.save_screenshot(str(partial))
+    header = partial.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(header[16:20]), int.from_bytes(header[20:24])) == (width, height)
+    partial.replace(output)  # the docs never see half a file
+    print(f"kedro-viz screenshot: {output} ({width}x{height})")
+
+
 @pytest.mark.slow
 def test_both_pipelines_are_registered(viz_server):
     main = viz_server.get_json("/api/main")
@@ -212,10 +264,6 @@ def test_kedro_viz_in_headless_chromium(viz_server, tmp_path):
         driver.get(viz_server.url)
         every_task = {name for names in PIPELINE_NODES.values() for name in names}
         _node_labels(driver, every_task | set(CATALOG_DATASETS))
-        screenshot = tmp_path / "kedro-viz.png"
-        assert driver.save_screenshot(str(screenshot))
-        assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        print(f"kedro-viz screenshot: {screenshot}")
 
         # Each pipeline on its own shows its nodes and not the other's.
         for pipeline, nodes in PIPELINE_NODES.items():
@@ -238,6 +286,10 @@ def test_kedro_viz_in_headless_chromium(viz_server, tmp_path):
             lambda d: '"heldout_rows"' in d.find_element(By.CSS_SELECTOR, ".pipeline-metadata").text
         )
         driver.save_screenshot(str(tmp_path / "kedro-viz-metrics.png"))
+
+        _save_pipeline_screenshot(
+            driver, viz_server.url, every_task | set(CATALOG_DATASETS), SCREENSHOT
+        )
     finally:
         driver.quit()
 

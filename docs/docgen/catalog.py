@@ -23,7 +23,11 @@ from docgen.rst import rst_to_markdown
 # Catalog entries whose catalog.yml comment is missing or too terse to stand alone.
 DESCRIPTIONS = {
     "corpus": "The texts to encode: a local parquet/jsonl/json/csv/tsv/txt/arrow file, a folder, "
-    "or a Hub dataset id (`source`), read memory-mapped or, with `streaming`, as a stream.",
+    "or a Hub dataset id (`source`), read memory-mapped or, with `streaming`, as a stream; "
+    "`credentials: huggingface` gives a private Hub dataset its token.",
+    "hub_credentials": "Read-only: the Hub token of the `huggingface` credentials, which "
+    "`train_student` pushes its checkpoints with (`distillation.push_checkpoints`); a token is "
+    "never a parameter, and the dataset describes it as `***`.",
     "training_metrics": "What the trainer reports: mean training loss, steps, samples/s and the "
     "logged loss history.",
     "student_model": "The trained student, a sentence-transformers model folder (one version per "
@@ -244,10 +248,22 @@ def _where(config: dict[str, Any]) -> str:
 
 
 def _short_type(kind: str) -> str:
-    """A dataset type as a link to the API reference (project datasets) or as code."""
-    if kind.startswith(f"{PACKAGE}.datasets."):
-        return f"[`{kind.rsplit('.', 1)[-1]}`][{kind}]"
+    """A dataset type as a link to the API reference, or as code.
+
+    The reference documents what ``embedding_distillation.datasets`` exports (docs/api/datasets.md),
+    so a project dataset links there by its exported name, whichever module path the catalog
+    gives; one the package does not export is shown as code.
+    """
+    name = kind.rsplit(".", 1)[-1]
+    if kind.startswith(f"{PACKAGE}.datasets.") and name in _exported_datasets():
+        return f"[`{name}`][{PACKAGE}.datasets.{name}]"
     return f"`{kind}`"
+
+
+def _exported_datasets() -> set[str]:
+    """The names in ``embedding_distillation.datasets.__all__``."""
+    exports = member("datasets").exports
+    return {str(name) for name in exports or ()}
 
 
 def _node_list(names: list[str]) -> str:

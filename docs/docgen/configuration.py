@@ -64,9 +64,11 @@ RUNTIME_PARAMS = {
 CREDENTIALS = {
     "huggingface.token": Described(
         "a Hub token, or `null`",
-        "The token of every Hub push (`teacher_embeddings_checkpoint`, `teacher_embeddings_hub`, "
-        "`student_model_hub`); conf/base reads it from the `HF_TOKEN` environment variable. Put "
-        "your own in `conf/local/credentials.yml` (git-ignored).",
+        "The token of every catalog entry that talks to the Hub: `corpus` (a private Hub "
+        "dataset), `teacher_embeddings_checkpoint` and `teacher_embeddings_hub` (embedding "
+        "pushes), `hub_credentials` (the checkpoint pushes of `train_student`) and "
+        "`student_model_hub`; conf/base reads it from the `HF_TOKEN` environment variable. Put "
+        "your own in `conf/local/credentials.yml` (git-ignored); a token is never a parameter.",
     ),
 }
 

@@ -19,6 +19,7 @@ from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
 from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.encoding.run import FolderOutput, encode_to_shards
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
+from embedding_distillation.params import layer_list
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
     check_training_data,
@@ -97,7 +98,7 @@ class TeacherEmbeddingsGenerator:
         source_dataset: CorpusSource,
         text_column: str = "text",
         output_type: OutputType = "final",
-        layer_indices: list[int] | None = None,
+        layer_indices: int | list[int] | None = None,
         *,
         split: str = "train",
         max_samples: int | None = None,
@@ -136,7 +137,7 @@ class TeacherEmbeddingsGenerator:
         repo_id: str | None = None,
         text_column: str = "text",
         output_type: OutputType = "final",
-        layer_indices: list[int] | None = None,
+        layer_indices: int | list[int] | None = None,
         push_every: int = DEFAULT_PUSH_EVERY,
         token: str | None = None,
         private: bool = True,
@@ -175,7 +176,7 @@ class TeacherEmbeddingsGenerator:
         self,
         text_column: str,
         output_type: str,
-        layer_indices: list[int] | None,
+        layer_indices: int | list[int] | None,
         split: str,
         max_samples: int | None,
     ) -> EncodingConfig:
@@ -183,7 +184,7 @@ class TeacherEmbeddingsGenerator:
             **self._options,
             text_column=text_column,
             output_type=output_type,  # type: ignore[arg-type]
-            layer_indices=tuple(layer_indices) if layer_indices is not None else None,
+            layer_indices=layer_list(layer_indices),  # one layer may be a number
             split=split,
             max_samples=max_samples,
         )

@@ -8,17 +8,17 @@ helpers here, so "which device" and "which dtype" are decided once ("which atten
 import functools
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
 from embedding_distillation.distributed import local_rank
+from embedding_distillation.params import from_params
 
 logger = logging.getLogger(__name__)
 
 Device = Literal["auto", "cuda", "mps", "cpu"]
 DEVICES: tuple[str, ...] = get_args(Device)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -76,41 +76,6 @@ class ComputeConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields (for manifests and model cards)."""
         return asdict(self)
-
-
-def from_params(cls: type[T], params: dict[str, Any] | None, *, group: str) -> T:
-    """Build the frozen dataclass ``cls`` from a parameter dict, naming unknown keys.
-
-    Args:
-        cls: A dataclass type.
-        params: The parameter group as loaded by Kedro (``None`` means all defaults).
-        group: The group's name, used in error messages.
-
-    Returns:
-        The validated config object.
-    """
-    params = dict(params or {})
-    fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"Unknown key(s) {unknown} in the {group!r} parameters. Valid keys: {sorted(fields)}."
-        )
-    return cls(**params)
-
-
-def layer_list(value: Any) -> Any:
-    """A list of layer numbers from parameters: a list, or numbers separated by spaces.
-
-    ``kedro run --params`` splits on commas, so ``--params "distillation.student_init=0 2 4"``
-    is the command-line way to give ``[0, 2, 4]``. Anything else is returned as it is, for the
-    config's own check to explain.
-    """
-    if isinstance(value, str) and value.split() and all(p.isdigit() for p in value.split()):
-        return tuple(int(p) for p in value.split())
-    if isinstance(value, list | tuple):
-        return tuple(value)
-    return value
 
 
 def resolve_device(device: str) -> torch.device:

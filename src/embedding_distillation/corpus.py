@@ -10,6 +10,7 @@ row counts and a content fingerprint are known before encoding) or streamed (a
 encoding starts, and the texts are checked as they arrive, by :class:`TextStream`).
 """
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -21,8 +22,11 @@ from typing import TypeAlias
 import datasets
 import numpy as np
 from datasets import Dataset, DatasetDict, IterableDataset
+from datasets.exceptions import DatasetGenerationError
 
+from embedding_distillation.corpus_files import empty_file_error, explain_load_error
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
+from embedding_distillation.hub.reachability import check_hub_reachable
 from embedding_distillation.models import looks_like_local_path
 
 logger = logging.getLogger(__name__)
@@ -48,6 +52,7 @@ def load_corpus(
     split: str = "train",
     max_samples: int | None = None,
     streaming: bool = False,
+    token: str | None = None,
 ) -> Corpus:
     """Load a corpus as a memory-mapped ``datasets.Dataset``, or stream it.
 
@@ -61,6 +66,8 @@ def load_corpus(
             ``IterableDataset``): rows are read as they are encoded, with no download or Arrow
             cache beforehand. Folders saved with ``save_to_disk`` and shard folders are
             memory-mapped already; they are streamed from their Arrow files.
+        token: Hub token for a private Hub dataset (``None``: ``HF_TOKEN`` or the stored
+            login); never shown.
 
     Returns:
         The rows, in source order.
@@ -71,7 +78,7 @@ def load_corpus(
     elif isinstance(source, DatasetDict):
         dataset = _pick_split(source, split, repr(source))
     else:
-        dataset = _load_from_reference(os.fspath(source), split, streaming)
+        dataset = _load_from_reference(os.fspath(source), split, streaming, token)
     if streaming and isinstance(dataset, Dataset):
         name = dataset.info.dataset_name
         dataset = dataset.to_iterable_dataset()
@@ -90,7 +97,7 @@ def limit_rows(dataset: Corpus, max_samples: int | None) -> Corpus:
     return dataset
 
 
-def _load_from_reference(text: str, split: str, streaming: bool) -> Corpus:
+def _load_from_reference(text: str, split: str, streaming: bool, token: str | None) -> Corpus:
     path = Path(text).expanduser()
     if path.is_file():
         builder = BUILDERS.get("".join(path.suffixes[-1:]).lower())
@@ -99,31 +106,58 @@ def _load_from_reference(text: str, split: str, streaming: bool) -> Corpus:
                 f"Cannot read corpus file {text!r}: unknown suffix. Supported: "
                 f"{sorted(BUILDERS)}. Convert it, or pass a folder saved with save_to_disk."
             )
-        loaded = datasets.load_dataset(
-            builder, data_files={split: str(path)}, split=split, streaming=streaming
-        )
+        with _clear_file_errors(path, streaming):
+            loaded = datasets.load_dataset(
+                builder, data_files={split: str(path)}, split=split, streaming=streaming
+            )
         return _named(_as_dataset(loaded, split, text), path.stem)
     if path.is_dir():
         if (path / MANIFEST_NAME).exists():  # teacher embeddings written by this project
             return _named(ShardStore(path).load(), path.name)
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             return _named(_as_dataset(datasets.load_from_disk(str(path)), split, text), path.name)
-        loaded = datasets.load_dataset(str(path), split=split, streaming=streaming)
+        with _clear_file_errors(path, streaming):
+            loaded = datasets.load_dataset(str(path), split=split, streaming=streaming)
         return _named(_as_dataset(loaded, split, text), path.name)
     if looks_like_local_path(text) or not text:
         raise FileNotFoundError(
             f"Corpus path {text!r} does not exist (working directory: {Path.cwd()}). Pass an "
             "existing file or folder, or a Hugging Face Hub dataset id such as 'org/name'."
         )
+    check_hub_reachable(text, repo_type="dataset", what="corpus")
     try:
-        loaded = datasets.load_dataset(text, split=split, streaming=streaming)
+        loaded = datasets.load_dataset(text, split=split, streaming=streaming, token=token)
     except Exception as e:  # datasets raises many types for a missing/unreachable repo
         raise OSError(
             f"Could not load dataset {text!r} (split {split!r}) from the Hugging Face Hub: {e}. "
             "Check the id, the split name and network/HF_ENDPOINT; if you meant a local path, "
-            "it does not exist."
+            "it does not exist. A private dataset needs a token: `credentials: huggingface` on "
+            "the catalog entry (conf/local/credentials.yml), or HF_TOKEN."
         ) from e
     return _as_dataset(loaded, split, text)
+
+
+@contextlib.contextmanager
+def _clear_file_errors(path: Path, streaming: bool) -> Iterator[None]:
+    """Turn ``datasets``' generic generation error into one that names the file at fault.
+
+    ``path`` is the data file, or the folder of data files, being loaded. A streamed corpus is
+    read later, while encoding: its files are checked for 0 rows up front instead.
+    """
+    if streaming and (empty := empty_file_error(_data_files(path))) is not None:
+        raise empty
+    try:
+        yield
+    except DatasetGenerationError as e:
+        clear = explain_load_error(_data_files(path))
+        if clear is None:
+            raise
+        raise clear from e
+
+
+def _data_files(path: Path) -> list[Path]:
+    """``path`` itself, or the files in the folder ``path``."""
+    return [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
 
 
 def _named(dataset: Corpus, name: str) -> Corpus:

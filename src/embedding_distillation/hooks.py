@@ -1,4 +1,7 @@
-"""The project's Kedro hooks: the dry run, and outputs under ``torchrun``.
+"""The project's Kedro hooks: early parameter checks, the dry run, and outputs under ``torchrun``.
+
+``ConfigCheckHook``: every parameter group of the run is parsed before its first node, so a
+wrong value of the distillation stage stops ``kedro run`` before the encoding starts.
 
 ``DryRunHook``: ``kedro run --params dry_run=true`` checks everything, prints the plan and stops
 before the first node (``SystemExit(0)``); the checks and the plan are in
@@ -72,6 +75,39 @@ class DistributedHook:
 
 def _not_replacing(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Replacing dataset")
+
+
+class ConfigCheckHook:
+    """Parse each parameter group the run's nodes take before the first node runs.
+
+    A bad value of a later stage (a ``distillation`` key, an export format) then fails in a
+    second, not after an hour of encoding. Nodes parse their groups again: this adds no state.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        """Build every config whose ``params:`` group is an input of ``pipeline``."""
+        from embedding_distillation.compute import ComputeConfig
+        from embedding_distillation.encoding.config import EncodingConfig
+        from embedding_distillation.evaluation.metrics import EvaluationConfig
+        from embedding_distillation.export.config import ExportConfig
+        from embedding_distillation.training.config import EmbeddingTrainerConfig
+
+        inputs = pipeline.inputs()
+
+        def group(name: str) -> Any:
+            return catalog.load(f"params:{name}") if f"params:{name}" in inputs else None
+
+        compute = catalog.load("params:compute") if "params:compute" in catalog else None
+        ComputeConfig.from_params(compute)
+        if (encoding := group("teacher_embeddings")) is not None:
+            EncodingConfig.from_params(encoding)
+        if (distillation := group("distillation")) is not None:
+            EmbeddingTrainerConfig.from_params(distillation, compute)
+        if (evaluation := group("evaluation")) is not None:
+            EvaluationConfig.from_params(evaluation).check_tasks()
+        if (export := group("export")) is not None:
+            ExportConfig.from_params(export)
 
 
 class DryRunHook:

@@ -28,6 +28,7 @@ from embedding_distillation.compute import (
     resolve_device,
     torch_dtype,
 )
+from embedding_distillation.hub.reachability import check_hub_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ def looks_like_local_path(source: str) -> bool:
 
 def resolve_model_source(source: str | os.PathLike[str], *, what: str = "model") -> str:
     """Return a loadable model reference, or fail clearly for a local path that is missing.
+
+    A Hub id is checked to be reachable first (:func:`.hub.reachability.check_hub_reachable`):
+    offline, the loaders would retry for over a minute before failing.
 
     Args:
         source: A Hub id (``org/name``) or a path to a sentence-transformers model folder.
@@ -70,6 +74,7 @@ def resolve_model_source(source: str | os.PathLike[str], *, what: str = "model")
             "Pass an existing model folder, or a Hugging Face Hub id such as "
             "'sentence-transformers/all-MiniLM-L6-v2'."
         )
+    check_hub_reachable(text, repo_type="model", what=what)
     return text
 
 

@@ -4,7 +4,7 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from embedding_distillation.hooks import DistributedHook, DryRunHook
+from embedding_distillation.hooks import ConfigCheckHook, DistributedHook, DryRunHook
 
 # Kedro 1.7 registers its resolvers with an OmegaConf call that newer OmegaConf deprecates: six
 # warnings of 15 lines each on every run, about Kedro's code, not the project's.
@@ -12,7 +12,7 @@ warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
 
-HOOKS = (DryRunHook(), DistributedHook())
+HOOKS = (ConfigCheckHook(), DryRunHook(), DistributedHook())
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -174,3 +174,12 @@ def test_the_headline_names_the_fastest_recommended_export():
     )
     metrics["onnx"]["recommended"] = False
     assert "fastest recommended export" not in render_report(metrics)
+
+
+def test_report_says_a_static_student_and_whose_vocabulary_it_comes_from():
+    report = render_report({**_metrics(), "student_type": "static"})
+    assert (
+        "student: a static-embedding student (model2vec) from the vocabulary of `org/student`; "
+        "target:" in report
+    )
+    assert "student: `org/student`; target:" in render_report(_metrics())

@@ -25,6 +25,7 @@ from embedding_distillation.datasets import (
     SentenceTransformerModelDataset,
     StudentExportDataset,
 )
+from embedding_distillation.datasets.hub_credentials_dataset import HubCredentials
 from embedding_distillation.encoding.engine import ShardEncoder
 from embedding_distillation.pipelines import distillation, teacher_embeddings
 
@@ -99,6 +100,7 @@ def _catalog(
         ),
         "student_exports": StudentExportDataset(filepath=str(root / "exports"), version=version()),
         "student_model_hub": MemoryDataset(copy_mode="assign"),  # the push request, for tests
+        "hub_credentials": MemoryDataset(HubCredentials(), copy_mode="assign"),
         "distillation_metrics": JSONDataset(filepath=str(root / "metrics.json"), version=version()),
         "distillation_report": TextDataset(filepath=str(root / "report.md"), version=version()),
         **{

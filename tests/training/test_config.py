@@ -103,6 +103,31 @@ def test_to_dict_without_a_token():
     assert EmbeddingTrainerConfig(student_model="org/student").to_dict()["hub_token"] is None
 
 
+def test_a_token_in_the_parameters_is_refused_without_showing_it():
+    params = {"student_model": "org/student", "hub_token": TOKEN}
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"distillation\.hub_token is set, but a Hub token is not a parameter: parameters show "
+            r"in kedro-viz and in run logs\. Remove hub_token from the distillation parameters "
+            r"\(and from --params\) and put the token in conf/local/credentials\.yml as "
+            r"'huggingface: \{token: \.\.\.\}' \(see conf/local/credentials\.example\.yml\), or "
+            r"set HF_TOKEN\. The Python API keeps EmbeddingTrainerConfig\(hub_token=\.\.\.\)\."
+        ),
+    ) as error:
+        EmbeddingTrainerConfig.from_params(params, None)
+    assert TOKEN not in str(error.value)
+
+
+def test_the_pipeline_passes_the_token_of_the_credentials():
+    params = {"student_model": "org/student", "push_to_hub": True, "hub_model_id": "me/m"}
+    assert EmbeddingTrainerConfig.from_params(params, None, hub_token=TOKEN).hub_token == TOKEN
+    assert EmbeddingTrainerConfig.from_params(params, None).hub_token is None
+    # A null left in an older parameters file holds no token: it is dropped.
+    with_null = EmbeddingTrainerConfig.from_params({**params, "hub_token": None}, None)
+    assert with_null.hub_token is None
+
+
 def test_config_is_frozen():
     config = EmbeddingTrainerConfig(student_model="org/student")
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -25,6 +25,7 @@ class CorpusDataset(AbstractDataset[None, Dataset | IterableDataset | None]):
           source: data/01_raw/corpus/demo_corpus.parquet   # or a Hub id: org/name
           split: train
           streaming: false   # true: read rows as they are encoded, no download/cache first
+          credentials: huggingface   # the token for a private Hub dataset
 
     Args:
         source: File (parquet, jsonl, json, csv, tsv, txt, arrow), folder, or Hub dataset id.
@@ -34,7 +35,8 @@ class CorpusDataset(AbstractDataset[None, Dataset | IterableDataset | None]):
             download or Arrow cache first.
         optional: When true and a local ``source`` is missing, ``load`` returns ``None``
             (for inputs such as gold similarity pairs that a project may not have).
-        credentials: ``{"token": ...}`` for private Hub datasets; never shown.
+        credentials: ``{"token": ...}`` for private Hub datasets (``None``: ``HF_TOKEN`` or the
+            stored login); never shown.
         metadata: Free-form metadata (kedro-viz shows it).
     """
 
@@ -63,7 +65,9 @@ class CorpusDataset(AbstractDataset[None, Dataset | IterableDataset | None]):
         if self._optional and self._is_missing_local():
             logger.debug("Optional corpus %s is not there: None", self._source)  # callers say more
             return None
-        return load_corpus(self._source, split=self._split, streaming=self._streaming)
+        return load_corpus(
+            self._source, split=self._split, streaming=self._streaming, token=self._token
+        )
 
     def save(self, data: None) -> None:
         """Corpora are inputs only."""
@@ -78,4 +82,5 @@ class CorpusDataset(AbstractDataset[None, Dataset | IterableDataset | None]):
             "split": self._split,
             "streaming": self._streaming,
             "optional": self._optional,
+            "credentials": "***" if self._token else None,
         }

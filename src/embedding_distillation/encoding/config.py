@@ -4,7 +4,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
-from embedding_distillation.compute import from_params, layer_list
+from embedding_distillation.params import from_params, layer_list
 
 OutputType = Literal["final", "pre_dense", "hidden_states"]
 OUTPUT_TYPES: tuple[str, ...] = get_args(OutputType)
@@ -30,6 +30,8 @@ class EncodingConfig:
         text_column: Column of the corpus that holds the texts.
         output_type: ``final`` (final + pre-Dense), ``pre_dense``, or ``hidden_states``.
         layer_indices: Layers for ``hidden_states``; ``None`` means all (0 = embeddings output).
+            One layer may be given as a number; each must be at most the teacher's layer count
+            (checked against its config before encoding).
         max_samples: Encode only the first N rows of the corpus (``None`` = all).
         chunk_size: Rows per stored shard (the unit of resume and of Hub pushes).
         embedding_dtype: Storage dtype of the embedding columns.
@@ -67,11 +69,17 @@ class EncodingConfig:
         _check_choice("embedding_dtype", self.embedding_dtype, get_args(EmbeddingDtype))
         _check_choice("invalid_texts", self.invalid_texts, get_args(InvalidTexts))
         if self.layer_indices is not None:
-            layers = tuple(self.layer_indices)
-            if not layers or any(not isinstance(i, int) or i < 0 for i in layers):
+            layers = layer_list(self.layer_indices)  # one layer, as from --params, is a list of one
+            if (
+                not isinstance(layers, tuple)
+                or not layers
+                or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in layers)
+            ):
                 raise ValueError(
-                    "teacher_embeddings.layer_indices must be null (all layers) or a non-empty "
-                    f"list of layer numbers >= 0, got {self.layer_indices!r}."
+                    "teacher_embeddings.layer_indices must be null (all layers), one layer number "
+                    f"or a non-empty list of layer numbers >= 0, got {self.layer_indices!r}. "
+                    "Layer 0 is the embeddings output; e.g. [6, 12], or '6 12' from the command "
+                    "line."
                 )
             object.__setattr__(self, "layer_indices", tuple(sorted(set(layers))))
         _check_positive("chunk_size", self.chunk_size)
@@ -82,9 +90,6 @@ class EncodingConfig:
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "EncodingConfig":
         """Build from the Kedro ``teacher_embeddings`` parameter group."""
-        params = dict(params)
-        if params.get("layer_indices") is not None:
-            params["layer_indices"] = layer_list(params["layer_indices"])
         return from_params(cls, params, group="teacher_embeddings")
 
     def to_dict(self) -> dict[str, Any]:

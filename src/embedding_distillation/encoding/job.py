@@ -138,6 +138,12 @@ def prepare_encoding(
     Returns:
         A job ready for :func:`~embedding_distillation.encoding.engine.run_encoding`.
     """
+    source = resolve_model_source(config.teacher_model, what="teacher_model")  # before the scan
+    layers = None
+    if config.output_type == "hidden_states":
+        layers = check_layer_indices(
+            config.layer_indices, num_hidden_layers(load_model_config(source))
+        )
     corpus = limit_rows(corpus, config.max_samples)
     if isinstance(corpus, IterableDataset):
         check_text_column(corpus, config.text_column)
@@ -145,12 +151,6 @@ def prepare_encoding(
     else:
         scan = scan_texts(corpus, config.text_column, invalid_texts=config.invalid_texts)
         row_ids, fingerprint, skipped = scan.row_ids, scan.fingerprint, scan.skipped
-    source = resolve_model_source(config.teacher_model, what="teacher_model")
-    layers = None
-    if config.output_type == "hidden_states":
-        layers = check_layer_indices(
-            config.layer_indices, num_hidden_layers(load_model_config(source))
-        )
     job = EncodingJob(
         config=config,
         compute=compute,

@@ -71,7 +71,7 @@ class EvaluationConfig:
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> "EvaluationConfig":
         """Build from the Kedro ``evaluation`` group, rejecting unknown keys by name."""
-        from embedding_distillation.compute import from_params
+        from embedding_distillation.params import from_params
 
         return from_params(cls, params, group="evaluation")
 

@@ -143,6 +143,8 @@ def _mteb_table(metrics: dict[str, Any], keys: list[str]) -> list[str]:
 def render_report(metrics: dict[str, Any]) -> str:
     """Render evaluation metrics (from ``evaluate_models`` plus training info) as Markdown."""
     student = f"`{metrics.get('student_model', '?')}`"
+    if metrics.get("student_type") == "static":
+        student = f"a static-embedding student (model2vec) from the vocabulary of {student}"
     if metrics.get("student_layers") is not None:
         student += f" cut to its layers {metrics['student_layers']}"
     keys = [key for key in metrics.get("models", NAMES) if key in metrics]

@@ -99,6 +99,7 @@ def evaluate_distillation(
         **metrics,
         "teacher_model": teacher_model,
         "student_model": config.student_model,
+        "student_type": config.student_type,
         "student_layers": None if config.student_init is None else list(config.student_init),
         "target_type": config.target_type,
         "loss_type": config.loss_type,

@@ -28,6 +28,6 @@ class ExportConfig:
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> "ExportConfig":
         """Build from the Kedro ``export`` group, rejecting unknown keys by name."""
-        from embedding_distillation.compute import from_params
+        from embedding_distillation.params import from_params
 
         return from_params(cls, params, group="export")

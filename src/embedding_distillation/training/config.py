@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from embedding_distillation.compute import ComputeConfig, from_params, layer_list
+from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUMN
+from embedding_distillation.params import from_params, layer_list
 
 TargetType = Literal["final", "pre_dense"]
 LossType = Literal["mse", "cosine"]
@@ -49,7 +50,8 @@ class EmbeddingTrainerConfig:
         logging_steps: Log loss every N optimizer steps.
         push_to_hub: Push the trained student to the Hub.
         hub_model_id: Model repo for the push.
-        hub_token: Hub token (never logged or shown).
+        hub_token: Hub token (never logged or shown). Python API only: the pipeline takes it
+            from the catalog's credentials, never from the parameters.
         use_fp16: Mixed precision float16.
         use_bf16: Mixed precision bfloat16.
         compile_model: ``torch.compile`` the student.
@@ -197,14 +199,32 @@ class EmbeddingTrainerConfig:
 
     @classmethod
     def from_params(
-        cls, params: dict[str, Any], compute: dict[str, Any] | None = None
+        cls,
+        params: dict[str, Any],
+        compute: dict[str, Any] | None = None,
+        *,
+        hub_token: str | None = None,
     ) -> "EmbeddingTrainerConfig":
         """Build from the Kedro ``distillation`` group, taking device/precision from ``compute``.
 
-        ``compute.batch_size`` is the encoding batch size and is not used for training.
+        ``compute.batch_size`` is the encoding batch size and is not used for training. The Hub
+        token is never a parameter (parameters show in kedro-viz and in logs): the pipeline
+        passes ``hub_token`` from the catalog's credentials.
         """
+        params = dict(params)
+        if params.pop("hub_token", None) is not None:  # null (older parameter files): dropped
+            raise ValueError(
+                "distillation.hub_token is set, but a Hub token is not a parameter: parameters "
+                "show in kedro-viz and in run logs. Remove hub_token from the distillation "
+                "parameters (and from --params) and put the token in "
+                "conf/local/credentials.yml as 'huggingface: {token: ...}' (see "
+                "conf/local/credentials.example.yml), or set HF_TOKEN. The Python API keeps "
+                "EmbeddingTrainerConfig(hub_token=...)."
+            )
         shared = ComputeConfig.from_params(compute).to_dict()
         merged = {name: shared[name] for name in COMPUTE_FIELDS} | dict(params)
+        if hub_token:
+            merged["hub_token"] = hub_token
         if merged.get("student_init") is not None:
             merged["student_init"] = layer_list(merged["student_init"])
         if isinstance(merged.get("hidden_state_layer_map"), Mapping):

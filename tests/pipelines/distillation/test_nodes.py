@@ -138,16 +138,16 @@ def test_plan_model_push_follows_push_to_hub(student):
             "student_model": student,
             "push_to_hub": True,
             "hub_model_id": "alice/s",
-            "hub_token": "hf_x",
         },
         teacher,
         {},
     )
-    assert (request.model, request.repo_id, request.token) == (model, "alice/s", "hf_x")
+    # No token in the request: student_model_hub takes it from the catalog's credentials.
+    assert (request.model, request.repo_id, request.token) == (model, "alice/s", None)
     assert request.card.teacher_model == "org/teacher"
     assert request.card.training_data == "alice/emb"
     assert request.card.metrics == metrics
-    assert request.card.training_config["hub_token"] == "***"
+    assert request.card.training_config["hub_token"] is None
 
 
 def test_the_model_card_names_the_local_embeddings_version_without_a_repo(student):

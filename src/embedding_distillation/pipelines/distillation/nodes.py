@@ -9,7 +9,9 @@ from datasets import Dataset
 from matplotlib.figure import Figure
 from sentence_transformers import SentenceTransformer
 
+from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.datasets.hub_credentials_dataset import HubCredentials
 from embedding_distillation.datasets.hub_model_dataset import ModelPush
 from embedding_distillation.datasets.student_export_dataset import StudentExport
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
@@ -50,10 +52,14 @@ def split_embeddings(
 
 
 def train_student_model(
-    train_embeddings: Dataset, params: dict[str, Any], compute: dict[str, Any]
+    train_embeddings: Dataset,
+    params: dict[str, Any],
+    compute: dict[str, Any],
+    hub_credentials: HubCredentials | None = None,
 ) -> tuple[SentenceTransformer, dict[str, Any]]:
-    """Training rows + options -> (trained student, training metrics)."""
-    config = EmbeddingTrainerConfig.from_params(params, compute)
+    """Training rows + options (+ the Hub token for checkpoint pushes) -> (student, metrics)."""
+    token = hub_credentials.token if hub_credentials is not None else None
+    config = EmbeddingTrainerConfig.from_params(params, compute, hub_token=token)
     target_dim = check_training_data(train_embeddings, config)
     model = prepare_student(config, target_dim, train_embeddings)
     return model, train_student(model, train_embeddings, config)
@@ -71,7 +77,13 @@ def export_student_model(
     into its version folder. A float32 export that disagrees with the student stops the run.
     """
     config = ExportConfig.from_params(params)
-    folder = Path(tempfile.mkdtemp(prefix="student-export-")) / "export"
+    folder = Path(tempfile.mkdtemp(prefix="student-export-"))  # moved whole by the dataset
+    if not distributed.is_main():  # transformers saves a model on rank 0 only
+        logger.info(
+            "Exports are written by rank 0 only: this process%s evaluates without them.",
+            distributed.describe(),
+        )
+        return StudentExport(folder, ())
     texts = list(heldout_embeddings[EmbeddingTrainerConfig.from_params(distillation).text_column])
     export_student(student_model, folder, config.formats, check_texts=texts, torch_weights=False)
     return StudentExport.read(folder)
@@ -112,7 +124,10 @@ def plan_model_push(
     provenance: dict[str, Any],
     compute: dict[str, Any],
 ) -> ModelPush:
-    """Trained student + metrics + options -> a Hub push request (no repo unless push_to_hub)."""
+    """Trained student + metrics + options -> a Hub push request (no repo unless push_to_hub).
+
+    The request carries no token: ``student_model_hub`` takes it from the catalog's credentials.
+    """
     config = EmbeddingTrainerConfig.from_params(params, compute)
     repo_id = config.hub_model_id if config.push_to_hub else None
     embeddings = EmbeddingsProvenance.from_dict(provenance)
@@ -125,7 +140,6 @@ def plan_model_push(
     return ModelPush(
         model=student_model,
         repo_id=repo_id,
-        token=config.hub_token,
         card=card,
         exports=student_exports.folder,
     )

@@ -25,7 +25,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=train_student_model,
-                inputs=["train_embeddings", "params:distillation", "params:compute"],
+                inputs=[
+                    "train_embeddings",
+                    "params:distillation",
+                    "params:compute",
+                    "hub_credentials",
+                ],
                 outputs=["student_model", "training_metrics"],
                 name="train_student",
             ),
