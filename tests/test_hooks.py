@@ -2,18 +2,8 @@
 
 import pytest
 
-from tests.conftest import make_project_copy, run_kedro
-from tests.test_dry_run import TINY
-
-
-@pytest.fixture
-def project(tmp_path, teacher_dense, student):
-    params = {
-        **TINY,
-        "teacher_embeddings": {**TINY["teacher_embeddings"], "teacher_model": teacher_dense},
-        "distillation": {**TINY["distillation"], "student_model": student},
-    }
-    return make_project_copy(tmp_path, parameters=params)
+from tests.conftest import run_kedro
+from tests.test_dry_run import project  # noqa: F401 (the tiny project, as a fixture)
 
 
 @pytest.mark.slow
@@ -25,7 +15,11 @@ def project(tmp_path, teacher_dense, student):
         ("export.formats=onnx_fp8", "onnx_fp8"),
     ],
 )
-def test_a_bad_value_of_a_later_stage_stops_the_run_before_encoding(project, bad, message):
+def test_a_bad_value_of_a_later_stage_stops_the_run_before_encoding(
+    project,  # noqa: F811
+    bad,
+    message,
+):
     result = run_kedro(project, "run", "--params", bad)
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0

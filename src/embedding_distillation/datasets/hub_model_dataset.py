@@ -31,9 +31,9 @@ class ModelPush:
 class HubModelDataset(HubPushDataset[ModelPush]):
     """Write-only: saving a :class:`ModelPush` uploads its model (unless its repo_id is None).
 
-    The token comes from the push request (``hub_token``), else from ``credentials``, else from
-    ``HF_TOKEN``/the stored login. The Hub is ``hub_endpoint``, else ``HF_ENDPOINT``, else the
-    public Hub.
+    The token comes from the push request where it carries one (the pipeline's never does), else
+    from ``credentials``, else from ``HF_TOKEN``/the stored login. The Hub is ``hub_endpoint``,
+    else ``HF_ENDPOINT``, else the public Hub.
 
     Example catalog entry::
 
