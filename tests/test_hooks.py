@@ -1,29 +1,66 @@
-"""The project's hooks through the kedro CLI: parameters are checked before the first node."""
+"""The project's hooks: every parameter group is checked before the first node."""
 
 import pytest
+import yaml
 
-from tests.conftest import run_kedro
+from embedding_distillation.hooks import ConfigCheckHook
+from embedding_distillation.pipelines.distillation.pipeline import create_pipeline as distillation
+from embedding_distillation.pipelines.teacher_embeddings.pipeline import (
+    create_pipeline as teacher_embeddings,
+)
+from tests.conftest import ROOT, run_kedro
 from tests.test_dry_run import project  # noqa: F401 (the tiny project, as a fixture)
 
 
-@pytest.mark.slow
+class Catalog(dict):
+    """The two catalog calls the hook makes, over ``params:<group>`` entries."""
+
+    def load(self, name):
+        return self[name]
+
+
+def _base_parameters():
+    groups = {}
+    for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml")):
+        groups |= yaml.safe_load(path.read_text())
+    return {f"params:{name}": value for name, value in groups.items()}
+
+
+def _check(pipeline, **changed):
+    catalog = Catalog(_base_parameters())
+    for group, values in changed.items():
+        catalog[f"params:{group}"] = {**catalog[f"params:{group}"], **values}
+    ConfigCheckHook().before_pipeline_run({}, pipeline, catalog)
+
+
+def test_the_base_parameters_pass():
+    _check(teacher_embeddings() + distillation())
+
+
 @pytest.mark.parametrize(
-    ("bad", "message"),
+    ("changed", "message"),
     [
-        ("distillation.loss_type=cosin", "loss_type"),
-        ("distillation.hub_token=hf_secret", "distillation.hub_token is set"),
-        ("export.formats=onnx_fp8", "onnx_fp8"),
+        ({"distillation": {"loss_type": "cosin"}}, "loss_type"),
+        ({"distillation": {"hub_token": "hf_secret"}}, "distillation.hub_token is set"),
+        ({"export": {"formats": ["onnx_fp8"]}}, "onnx_fp8"),
+        ({"compute": {"device": "tpu"}}, "compute.device must be one of"),
     ],
 )
-def test_a_bad_value_of_a_later_stage_stops_the_run_before_encoding(
-    project,  # noqa: F811
-    bad,
-    message,
-):
-    result = run_kedro(project, "run", "--params", bad)
+def test_a_bad_value_of_any_group_of_the_run_is_refused(changed, message):
+    with pytest.raises(ValueError, match=message) as raised:
+        _check(teacher_embeddings() + distillation(), **changed)
+    assert "hf_secret" not in str(raised.value)  # a token is never echoed
+
+
+def test_groups_the_run_does_not_take_are_not_checked():
+    _check(teacher_embeddings(), distillation={"loss_type": "cosin"})
+
+
+@pytest.mark.slow
+def test_kedro_run_stops_before_encoding_on_a_bad_distillation_value(project):  # noqa: F811
+    result = run_kedro(project, "run", "--params", "distillation.loss_type=cosin")
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
-    assert message in output
+    assert "loss_type" in output
     assert "Running node: encode_corpus" not in output
     assert not (project / "data" / "03_primary" / "teacher_embeddings").exists()
-    assert "hf_secret" not in output.replace(bad, "")  # the token is never echoed
