@@ -21,6 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import torch
+import yaml
 from datasets import Dataset
 
 WORDS = (
@@ -191,8 +192,6 @@ def make_project_copy(path: Path, *, parameters: dict | None = None) -> Path:
     groups and written as whole groups to ``conf/local/parameters.yml``, the env Kedro runs by
     default, so the override holds whatever the project's parameter merge strategy.
     """
-    import yaml
-
     ignore = shutil.ignore_patterns("credentials.yml")
     shutil.copytree(ROOT / "conf", path / "conf", ignore=ignore, dirs_exist_ok=True)
     (path / "conf" / "base" / "credentials.yml").write_text(
@@ -207,12 +206,18 @@ def make_project_copy(path: Path, *, parameters: dict | None = None) -> Path:
         str(corpus_dir / "demo_corpus.parquet")
     )
     if parameters:
-        base: dict = {}
-        for file in sorted((path / "conf" / "base").glob("parameters*.yml")):
-            base.update(yaml.safe_load(file.read_text()) or {})
+        base = base_parameters(path / "conf")
         merged = {group: {**base.get(group, {}), **values} for group, values in parameters.items()}
         (path / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(merged))
     return path
+
+
+def base_parameters(conf: Path = ROOT / "conf") -> dict[str, dict]:
+    """The parameter groups of ``conf/base``, its ``parameters*.yml`` files merged."""
+    merged: dict = {}
+    for file in sorted((conf / "base").glob("parameters*.yml")):
+        merged |= yaml.safe_load(file.read_text()) or {}
+    return merged
 
 
 def kedro_env() -> dict[str, str]:

@@ -20,7 +20,7 @@ from types import ModuleType, SimpleNamespace
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, base_parameters
 
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
@@ -90,13 +90,6 @@ def _section(html: str, anchor: str) -> str:
     return html[start : start + following.start()] if following else html[start:]
 
 
-def _base_parameters() -> dict[str, dict]:
-    merged: dict = {}
-    for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml")):
-        merged |= yaml.safe_load(path.read_text()) or {}
-    return merged
-
-
 # -- the build ------------------------------------------------------------------------------------
 
 
@@ -124,7 +117,7 @@ def test_the_site_has_every_page_and_no_external_fonts(site):
 
 def test_the_configuration_page_shows_every_key_of_conf_base(site):
     html = _page(site, "configuration")
-    for group, values in _base_parameters().items():
+    for group, values in base_parameters().items():
         if isinstance(values, dict):
             section = _section(html, f"params-{group}")
             for key in values:
@@ -196,7 +189,7 @@ def test_broken_links_and_anchors_fail_the_build(tmp_path):
 def test_every_key_of_conf_base_is_documented():
     markdown, problems = configuration.parameters_markdown()
     assert problems == []
-    for group, values in _base_parameters().items():
+    for group, values in base_parameters().items():
         for key in values if isinstance(values, dict) else [group]:
             assert re.search(rf"^\| `{re.escape(key)}` \|", markdown, re.MULTILINE), key
 

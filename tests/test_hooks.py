@@ -1,14 +1,13 @@
 """The project's hooks: every parameter group is checked before the first node."""
 
 import pytest
-import yaml
 
 from embedding_distillation.hooks import ConfigCheckHook
 from embedding_distillation.pipelines.distillation.pipeline import create_pipeline as distillation
 from embedding_distillation.pipelines.teacher_embeddings.pipeline import (
     create_pipeline as teacher_embeddings,
 )
-from tests.conftest import ROOT, run_kedro
+from tests.conftest import base_parameters, run_kedro
 from tests.test_dry_run import project  # noqa: F401 (the tiny project, as a fixture)
 
 
@@ -19,15 +18,8 @@ class Catalog(dict):
         return self[name]
 
 
-def _base_parameters():
-    groups = {}
-    for path in sorted((ROOT / "conf" / "base").glob("parameters*.yml")):
-        groups |= yaml.safe_load(path.read_text())
-    return {f"params:{name}": value for name, value in groups.items()}
-
-
 def _check(pipeline, **changed):
-    catalog = Catalog(_base_parameters())
+    catalog = Catalog({f"params:{name}": v for name, v in base_parameters().items()})
     for group, values in changed.items():
         catalog[f"params:{group}"] = {**catalog[f"params:{group}"], **values}
     ConfigCheckHook().before_pipeline_run({}, pipeline, catalog)
