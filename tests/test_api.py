@@ -420,6 +420,32 @@ def test_train_accepts_each_dataset_form(tmp_path, embedded, student_dense, form
     )  # the saved model is the trained one
 
 
+def test_train_tracks_the_student_on_held_out_rows_and_dev_pairs(tmp_path, embedded, student):
+    dataset = embedded[0]
+    pairs = Dataset.from_dict(
+        {
+            "sentence1": dataset["text"][:6],
+            "sentence2": dataset["text"][6:12],
+            "score": [1.0, 4.0, 2.5, 0.5, 3.0, 5.0],
+        }
+    )
+    config = _config(student, tmp_path / "model", eval_steps=1)
+    metrics = EmbeddingDistillationTrainer(config).train(
+        dataset.select(range(16)), eval_dataset=dataset.select(range(16, 24)), sts_dev=pairs
+    )
+    assert [point["step"] for point in metrics["evaluations"]] == [0, 1, 2]
+    assert metrics["best_metric"] == "sts_dev"
+    assert metrics["kept_step"] == metrics["best_step"]
+
+
+def test_train_refuses_a_best_metric_without_its_data_before_training(tmp_path, embedded):
+    config = _config("does/not-exist", tmp_path / "model", metric_for_best_model="sts_dev")
+    with pytest.raises(ValueError, match=r"metric_for_best_model is 'sts_dev' but there are no"):
+        EmbeddingDistillationTrainer(config).train(
+            embedded[0], eval_dataset=embedded[0].select(range(4))
+        )
+
+
 @pytest.mark.parametrize(
     ("student_name", "target_type", "loss_type", "dim", "modules"),
     [

@@ -368,7 +368,7 @@ def test_kedro_pipelines_on_two_processes(project, teacher_dense, student):  # n
         project / "data" / "06_models" / "student_exports",
         reporting / "distillation_metrics.json",
         reporting / "distillation_report.md",
-        reporting / "loss_curve.png",
+        reporting / "training_curves.png",
     ):
         assert len(list(output.iterdir())) == 1, output  # saved once, by rank 0
     metrics = json.loads(next(reporting.glob("distillation_metrics.json/*/*.json")).read_text())

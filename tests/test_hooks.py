@@ -1,6 +1,7 @@
 """The project's hooks: every parameter group is checked before the first node."""
 
 import pytest
+from datasets import Dataset
 
 from embedding_distillation.hooks import ConfigCheckHook
 from embedding_distillation.pipelines.distillation.pipeline import create_pipeline as distillation
@@ -42,6 +43,28 @@ def test_a_bad_value_of_any_group_of_the_run_is_refused(changed, message):
     with pytest.raises(ValueError, match=message) as raised:
         _check(teacher_embeddings() + distillation(), **changed)
     assert "hf_secret" not in str(raised.value)  # a token is never echoed
+
+
+@pytest.mark.parametrize("pairs", [None, "present"])
+def test_sts_dev_as_the_best_metric_needs_its_pairs_before_the_first_node(pairs):
+    catalog = Catalog({f"params:{name}": v for name, v in base_parameters().items()})
+    catalog["params:distillation"] = {
+        **catalog["params:distillation"],
+        "metric_for_best_model": "sts_dev",
+    }
+    catalog["sts_benchmark_dev"] = (
+        None
+        if pairs is None
+        else Dataset.from_dict({"sentence1": ["a"], "sentence2": ["b"], "score": [1.0]})
+    )
+    hook = ConfigCheckHook()
+    if pairs is None:
+        with pytest.raises(
+            ValueError, match=r"metric_for_best_model is 'sts_dev' but there are no"
+        ):
+            hook.before_pipeline_run({}, teacher_embeddings() + distillation(), catalog)
+    else:
+        hook.before_pipeline_run({}, teacher_embeddings() + distillation(), catalog)
 
 
 def test_groups_the_run_does_not_take_are_not_checked():

@@ -66,6 +66,29 @@ def test_distillation_plan_counts_steps_and_names_the_projection(corpus, teacher
     assert "target: teacher_embedding_final (40-d), mse loss" in text
     assert f"training: 45 rows, 2 epoch(s) of batch 8 = {math.ceil(45 / 8) * 2} steps" in text
     assert "evaluation: 5 held-out rows; no benchmark (no STS Benchmark pairs)" in text
+    assert (
+        "evaluated while training: before the first step, after the last, on 5 held-out rows; "
+        "keeps the best step by heldout_cosine" in lines
+    )
+
+
+def test_the_plan_names_the_in_training_evaluation_and_its_metric(corpus, teacher_dense, student):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    pairs = Dataset.from_dict({"sentence1": ["a"] * 3, "sentence2": ["b"] * 3, "score": [1.0] * 3})
+    params = {**_distillation_params(student), "eval_steps": 4}
+    lines = plan_distillation(plan.stand_in, plan.num_rows, params, COMPUTE, {}, None, None, pairs)
+    assert (
+        "evaluated while training: before the first step, every 4 steps, after the last, on "
+        "STS-B dev (3 pairs) and 5 held-out rows; keeps the best step by sts_dev" in lines
+    )
+    with pytest.raises(ValueError, match=r"metric_for_best_model is 'sts_dev' but there are no"):
+        plan_distillation(
+            plan.stand_in,
+            plan.num_rows,
+            {**params, "metric_for_best_model": "sts_dev"},
+            COMPUTE,
+            {},
+        )
 
 
 def test_distillation_plan_checks_the_target_against_the_planned_columns(

@@ -72,11 +72,11 @@ CATALOG_DATASETS = (
     "mteb_results",
     "distillation_metrics",
     "distillation_report",
-    "loss_curve_plot",
+    "training_curves_plot",
     "cosine_histogram_plot",
     "quality_speed_plot",
 )
-PLOTS = ("loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot")
+PLOTS = ("training_curves_plot", "cosine_histogram_plot", "quality_speed_plot")
 
 
 @dataclass(frozen=True)
@@ -274,7 +274,7 @@ def test_kedro_viz_in_headless_chromium(viz_server, tmp_path):
 
         # Selecting a plot shows its image; selecting the metrics shows their JSON.
         driver.get(
-            f"{viz_server.url}/?pid=__default__&sid={viz_server.node_ids['loss_curve_plot']}"
+            f"{viz_server.url}/?pid=__default__&sid={viz_server.node_ids['training_curves_plot']}"
         )
         image = WebDriverWait(driver, 30).until(
             lambda d: d.find_element(By.CSS_SELECTOR, ".pipeline-metadata__plot-image")

@@ -34,13 +34,16 @@ DESCRIPTIONS = {
     "run); load it with `SentenceTransformer(path)`.",
     "distillation_metrics": "Every evaluation figure of the run, per model (teacher, student "
     "before and after training, exports): what the report, the plots and the model card show.",
-    "distillation_report": "The Markdown report: STS Benchmark and speed first, then held-out "
-    "agreement, neighbours, gold pairs, size and training figures.",
-    "loss_curve_plot": "Training loss against optimizer step (PNG).",
+    "distillation_report": "The Markdown report: STS Benchmark and speed first, then the "
+    "retrieval task (own and teacher-index), held-out agreement, neighbours, gold pairs, size and "
+    "training figures.",
+    "training_curves_plot": "Training loss, and STS-B dev and held-out cosine as evaluated "
+    "while training, against optimizer step; the kept step marked (PNG).",
     "cosine_histogram_plot": "Histogram of each held-out row's cosine to its teacher embedding, "
     "student before and after training (PNG).",
-    "quality_speed_plot": "Quality against texts/s (log scale), one dot per evaluated model: STS "
-    "Benchmark Spearman, else gold Pearson, else held-out cosine to the teacher (PNG).",
+    "quality_speed_plot": "Quality against texts/s (log scale), one marker per evaluated model "
+    "named in the legend, an arrow from the untrained to the trained student: STS Benchmark "
+    "Spearman, else gold Pearson, else held-out cosine to the teacher (PNG).",
 }
 
 KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*):(.*)$")

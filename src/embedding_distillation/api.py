@@ -18,11 +18,18 @@ from embedding_distillation.corpus import CorpusSource, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
 from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.encoding.run import FolderOutput, encode_to_shards
+from embedding_distillation.evaluation.regression import check_push
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.params import layer_list
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.tracking import (
+    TrainingEvaluation,
+    best_metric,
+    sts_dev_spearman,
+)
 from embedding_distillation.training.trainer import (
     check_training_data,
+    load_student,
     prepare_student,
     train_student,
 )
@@ -226,15 +233,32 @@ class EmbeddingDistillationTrainer:
         self.config = config
         self.model: SentenceTransformer | None = None
 
-    def train(self, dataset: CorpusSource) -> dict[str, Any]:
+    def train(
+        self,
+        dataset: CorpusSource,
+        *,
+        eval_dataset: Dataset | None = None,
+        sts_dev: Dataset | None = None,
+    ) -> dict[str, Any]:
         """Train on ``dataset`` (Hub id, local folder or file, or ``datasets.Dataset``).
 
         The trained model is saved to ``config.output_dir`` (and pushed when ``push_to_hub``)
         and kept as ``self.model``.
 
+        Args:
+            dataset: The training rows: texts and teacher embeddings.
+            eval_dataset: Extra: rows kept out of training (same columns); the student's mean
+                cosine to their teacher embeddings is tracked while it trains.
+            sts_dev: Extra: STS Benchmark dev pairs (``sentence1``, ``sentence2``, ``score``),
+                tracked while it trains. With either, the run keeps its best evaluated step
+                (``metric_for_best_model``, ``load_best_model_at_end``), step 0 included.
+
         Returns:
             ``train_loss`` and the other training metrics.
         """
+        evaluation = TrainingEvaluation(heldout=eval_dataset, sts_dev=sts_dev)
+        if not evaluation.empty:
+            best_metric(self.config, evaluation)
         data = load_corpus(dataset, split=self.config.split)
         if isinstance(data, IterableDataset):
             raise TypeError(
@@ -244,12 +268,26 @@ class EmbeddingDistillationTrainer:
             )
         target_dim = check_training_data(data, self.config)
         model = prepare_student(self.config, target_dim, data)
-        metrics = train_student(model, data, self.config)
+        metrics = train_student(model, data, self.config, evaluation)
         if distributed.is_main():  # under torchrun every rank holds the same trained weights
             model.save(self.config.output_dir)
             logger.info("Saved the trained student to %s", self.config.output_dir)
             if self.config.push_to_hub:
                 assert self.config.hub_model_id is not None  # checked by the config
+                change = None
+                if sts_dev is not None:  # the same figures as the pipeline's check
+                    batch = self.config.compute.batch_size
+                    change = (
+                        sts_dev_spearman(load_student(self.config), sts_dev, batch),
+                        sts_dev_spearman(model, sts_dev, batch),
+                    )
+                check_push(
+                    change,
+                    repo_id=self.config.hub_model_id,
+                    allow=self.config.allow_regression,
+                    override="EmbeddingTrainerConfig(allow_regression=True)",
+                    dev_pairs="train(..., sts_dev=pairs)",
+                )
                 card = ModelCardInfo(
                     training_data=dataset if isinstance(dataset, str) else _source_name(dataset),
                     training_config=self.config.to_dict(),

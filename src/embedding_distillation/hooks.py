@@ -103,7 +103,14 @@ class ConfigCheckHook:
         if (encoding := group("teacher_embeddings")) is not None:
             EncodingConfig.from_params(encoding)
         if (distillation := group("distillation")) is not None:
-            EmbeddingTrainerConfig.from_params(distillation, compute)
+            config = EmbeddingTrainerConfig.from_params(distillation, compute)
+            if config.metric_for_best_model == "sts_dev" and "sts_benchmark_dev" in inputs:
+                from embedding_distillation.training.tracking import (
+                    TrainingEvaluation,
+                    best_metric,
+                )
+
+                best_metric(config, TrainingEvaluation(sts_dev=catalog.load("sts_benchmark_dev")))
         if (evaluation := group("evaluation")) is not None:
             EvaluationConfig.from_params(evaluation).check_tasks()
         if (export := group("export")) is not None:
@@ -140,6 +147,7 @@ class DryRunHook:
                 catalog.load("params:evaluation"),
                 catalog.load("params:export") if "params:export" in catalog else None,
                 catalog.load("sts_benchmark") if "sts_benchmark" in catalog else None,
+                catalog.load("sts_benchmark_dev") if "sts_benchmark_dev" in catalog else None,
             )
             lines += ["distillation:", *(f"  {line}" for line in steps)]
         logger.info("Dry run: the checks passed. The plan:")

@@ -25,7 +25,17 @@ from embedding_distillation.export.config import ExportConfig
 from embedding_distillation.models import resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.static import is_static_folder
-from embedding_distillation.training.trainer import check_training_data, prepare_student
+from embedding_distillation.training.tracking import (
+    EVAL_HELDOUT_ROWS,
+    TrainingEvaluation,
+    best_metric,
+    measurable,
+)
+from embedding_distillation.training.trainer import (
+    check_training_data,
+    prepare_student,
+    training_steps,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +121,7 @@ def plan_distillation(
     evaluation: dict[str, Any],
     export: dict[str, Any] | None = None,
     sts_pairs: Dataset | None = None,
+    sts_dev_pairs: Dataset | None = None,
 ) -> list[str]:
     """Validate the training run against the (stored or planned) embeddings and describe it.
 
@@ -123,19 +134,22 @@ def plan_distillation(
         evaluation: The ``evaluation`` parameter group (MTEB task names are checked).
         export: The ``export`` parameter group (formats and their packages are checked).
         sts_pairs: The STS Benchmark pairs, when the catalog has them.
+        sts_dev_pairs: The STS Benchmark dev pairs, when the catalog has them.
     """
     config = EmbeddingTrainerConfig.from_params(params, compute)
     eval_config = EvaluationConfig.from_params(evaluation)
     eval_config.check_tasks()
     export_config = ExportConfig.from_params(export)
     target_dim = check_training_data(embeddings, config)
+    heldout = heldout_rows(num_rows, eval_config) if num_rows >= 2 else 0
+    tracked = TrainingEvaluation(heldout=embeddings if heldout else None, sts_dev=sts_dev_pairs)
+    metric = best_metric(config, tracked)
     # Loads the student, which checks it too. A PCA head has the shape of a learned one; only
     # the real run has the targets to fit it on. A static student is not distilled here.
     planned = replace(config, projection="learned") if config.projection == "pca" else config
     student = prepare_student(planned, target_dim, shape_only=True)
-    heldout = heldout_rows(num_rows, eval_config) if num_rows >= 2 else 0
     train_rows = num_rows - heldout
-    steps = math.ceil(train_rows / config.batch_size) * config.num_epochs
+    steps = training_steps(config, train_rows)
     shape = " -> ".join(type(module).__name__ for module in student)
     return [
         f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
@@ -153,10 +167,28 @@ def plan_distillation(
         ),
         f"training: {train_rows:,} rows, {config.num_epochs} epoch(s) of batch "
         f"{config.batch_size} = {steps:,} steps at learning rate {config.learning_rate:g}",
+        _tracking_line(config, tracked, metric, heldout),
         _evaluation_line(heldout, eval_config, sts_pairs),
         _exports_line(config, export_config),
         f"model push: {config.hub_model_id}" if config.push_to_hub else "model push: none",
     ]
+
+
+def _tracking_line(
+    config: EmbeddingTrainerConfig, tracked: TrainingEvaluation, metric: str | None, heldout: int
+) -> str:
+    if metric is None:
+        return "evaluated while training: no (no held-out targets or STS-B dev pairs)"
+    available = measurable(config, tracked)
+    on = [f"STS-B dev ({len(tracked.sts_dev):,} pairs)"] if tracked.sts_dev is not None else []
+    if "heldout_cosine" in available:
+        on.append(f"{min(heldout, EVAL_HELDOUT_ROWS):,} held-out rows")
+    every = f"every {config.eval_steps:,} steps, " if config.eval_steps else ""
+    kept = "the best step by" if config.load_best_model_at_end else "the last step; best by"
+    return (
+        f"evaluated while training: before the first step, {every}after the last, on "
+        f"{' and '.join(on)}; keeps {kept} {metric}"
+    )
 
 
 def _evaluation_line(heldout: int, config: EvaluationConfig, sts_pairs: Dataset | None) -> str:

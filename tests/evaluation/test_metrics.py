@@ -1,6 +1,7 @@
 """Evaluation metrics against hand-computed values, with fake models where encode is all we need."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -249,6 +250,19 @@ def test_neighbour_recall_is_one_for_the_same_ranking_and_drops_when_it_changes(
             r"evaluation.mteb_tasks must be a list of MTEB task names, .*got \[3\]",
         ),
         ({"mteb_tasks": {"a": 1}}, "evaluation.mteb_tasks must be a list of MTEB task names"),
+        (
+            {"retrieval_max_articles": 0},
+            r"evaluation.retrieval_max_articles must be a positive integer or null \(all\), got 0",
+        ),
+        (
+            {"retrieval_max_articles": "300"},
+            r"evaluation.retrieval_max_articles must be a positive integer or null \(all\), "
+            "got '300'",
+        ),
+        (
+            {"embedding_cache_dir": " "},
+            r"evaluation.embedding_cache_dir must be a folder path or null \(no cache\), got ' '",
+        ),
     ],
 )
 def test_evaluation_config_rejects_bad_values(kwargs, message):
@@ -302,3 +316,106 @@ def test_share_of_the_teachers_sts_benchmark_score():
     assert results["student_after"]["sts_benchmark"]["percent_of_teacher"] == pytest.approx(97.5)
     assert "percent_of_teacher" not in results["teacher"]["sts_benchmark"]
     assert results["student_before"] == {"cost": {}}
+
+
+def test_share_of_the_teachers_retrieval_score():
+    from embedding_distillation.evaluation.metrics import add_share_of_teacher
+
+    results = {
+        "teacher": {"retrieval": {"ndcg_at_10": 80.0}},
+        "student_after": {
+            "retrieval": {"ndcg_at_10": 72.0},
+            "retrieval_teacher_index": {"ndcg_at_10": 60.0},
+        },
+    }
+    add_share_of_teacher(results)
+    assert results["student_after"]["retrieval"]["percent_of_teacher"] == pytest.approx(90.0)
+    assert results["student_after"]["retrieval_teacher_index"]["percent_of_teacher"] == (
+        pytest.approx(75.0)
+    )
+    assert "percent_of_teacher" not in results["teacher"]["retrieval"]
+
+
+# --- evaluate_models with the retrieval task ------------------------------------------------------
+
+RETRIEVAL_ROWS = Dataset.from_dict(
+    {"id": ["0", "1", "2"], "query": ["q0", "q1", "q2"], "document": ["d0", "d1", "d2"]}
+)
+ONE_HOT = {"q0": [1, 0], "d0": [1, 0], "q1": [0, 1], "d1": [0, 1], "q2": [1, 1], "d2": [1, 1]}
+
+
+def _retrieval_models():
+    heldout_vectors = {"a": [1, 0], "b": [0, 1]}
+    return {
+        "teacher": evaluated(FakeModel(heldout_vectors | ONE_HOT)),
+        "student_before": evaluated(  # 3-d: no teacher index
+            FakeModel({k: [*v, 0] for k, v in (heldout_vectors | ONE_HOT).items()})
+        ),
+        "student_after": evaluated(FakeModel(heldout_vectors | ONE_HOT)),
+    }
+
+
+def _evaluate_with_retrieval(models, **kwargs):
+    from embedding_distillation.evaluation.retrieval import local_retrieval_task
+
+    heldout = Dataset.from_dict({"text": ["a", "b"], "target": [[1.0, 0.0], [0.0, 1.0]]})
+    return evaluate_models(
+        models,
+        heldout,
+        text_column="text",
+        target_column="target",
+        gold_pairs=None,
+        retrieval=local_retrieval_task(RETRIEVAL_ROWS),
+        batch_size=4,
+        speed_texts=1,
+        **kwargs,
+    )
+
+
+def test_every_model_gets_retrieval_and_the_teacher_wide_ones_the_teacher_index(caplog):
+    import logging
+
+    models = _retrieval_models()
+    with caplog.at_level(logging.INFO):
+        result, runs = _evaluate_with_retrieval(models)
+
+    perfect = {"ndcg_at_10": pytest.approx(100.0), "recall_at_10": pytest.approx(100.0)}
+    for name in models:
+        assert {k: v for k, v in result[name]["retrieval"].items() if k in perfect} == perfect
+    assert "retrieval_teacher_index" not in result["teacher"]
+    assert "retrieval_teacher_index" not in result["student_before"]
+    assert result["student_after"]["retrieval_teacher_index"]["percent_of_teacher"] == (
+        pytest.approx(100.0)
+    )
+    assert "student_before: 3-d output, the teacher's is 2-d: no teacher-index retrieval" in (
+        caplog.text
+    )
+    assert [meta.name for meta, _ in runs] == [
+        "teacher/fake",
+        "student_before/fake",
+        "student_after/fake",
+        "student_after+teacher_index/fake",
+    ]
+    # The teacher's documents were encoded once, for its own run and the teacher index:
+    # width probe, queries, documents, cost (warm-up, timed).
+    assert models["teacher"].encoder.calls == [(1, 1), (3, 4), (3, 4), (1, 4), (1, 4)]
+
+
+def test_the_cached_teacher_encodes_nothing_for_the_task_the_second_time(tmp_path):
+    models = _retrieval_models()
+    models = {name: replace(model, cache_key="key") for name, model in models.items()}
+    models["student_before"] = replace(models["student_before"], source="other")
+    first, _ = _evaluate_with_retrieval(models, cache_dir=tmp_path, cached=("teacher",))
+    teacher = models["teacher"].encoder
+    student = models["student_after"].encoder
+    teacher.calls.clear()
+    student.calls.clear()
+
+    again, _ = _evaluate_with_retrieval(models, cache_dir=tmp_path, cached=("teacher",))
+
+    assert teacher.calls == [(1, 1), (1, 4), (1, 4)]  # width probe and cost only
+    assert (3, 4) in student.calls  # not cached: the trained student changes every run
+    for name in models:
+        assert again[name]["retrieval"]["ndcg_at_10"] == first[name]["retrieval"]["ndcg_at_10"]
+    assert (tmp_path / "fake" / "key" / "VitalArticlesRetrieval" / "document").is_dir()
+    assert not (tmp_path / "other").exists()

@@ -5,9 +5,12 @@ import pytest
 from embedding_distillation.evaluation.report import render_report
 
 HEADER = (
-    "| model | STS-B Spearman | % of teacher | STS-B Pearson | held-out cosine | held-out MSE "
-    "| neighbour recall@10 | gold Pearson | gold Spearman | params | size MB | texts/s |"
+    "| model | STS-B Spearman | % of teacher | STS-B Pearson | retrieval nDCG@10 "
+    "| retrieval recall@10 | teacher-index nDCG@10 | teacher-index recall@10 | held-out cosine "
+    "| held-out MSE | neighbour recall@10 | gold Pearson | gold Spearman | params | size MB "
+    "| texts/s |"
 )
+NO_RETRIEVAL = "n/a | n/a | n/a | n/a"
 
 
 def _metrics() -> dict:
@@ -44,20 +47,37 @@ def test_report_has_one_row_per_model_with_formatted_values():
         "held-out rows: 1,234." in report
     )
     table = report[report.index(HEADER) :]
-    assert table[1] == "|---|" + "---|" * 11
+    assert table[1] == "|---|" + "---|" * 15
     assert table[2:5] == [
-        "| Teacher | 83.42 | n/a | 84.04 | n/a | n/a | n/a | 0.8123 | 0.7900 | 1,234,567 | 4.7 "
-        "| 150.2 |",
-        "| Student (before) | n/a | n/a | n/a | 0.5000 | 0.012346 | n/a | n/a | n/a | 20,000 | 0.1 "
-        "| 900.0 |",
-        "| Student (after) | 82.10 | 98.4 | 82.90 | 0.9500 | 0.001000 | 0.8000 | 0.7000 | 0.6500 "
-        "| 20,000 | 0.1 | 910.0 |",
+        f"| Teacher | 83.42 | n/a | 84.04 | {NO_RETRIEVAL} | n/a | n/a | n/a | 0.8123 | 0.7900 "
+        "| 1,234,567 | 4.7 | 150.2 |",
+        f"| Student (before) | n/a | n/a | n/a | {NO_RETRIEVAL} | 0.5000 | 0.012346 | n/a | n/a "
+        "| n/a | 20,000 | 0.1 | 900.0 |",
+        f"| Student (after) | 82.10 | 98.4 | 82.90 | {NO_RETRIEVAL} | 0.9500 | 0.001000 | 0.8000 "
+        "| 0.7000 | 0.6500 | 20,000 | 0.1 | 910.0 |",
     ]
-    assert report[2] == (
-        "**The student keeps 98.4 % of the teacher's STS Benchmark score at 6.1x its speed** "
-        "(cosine Spearman x100 on the test split: 82.10 vs 83.42)."
+    assert not any(line.startswith("Retrieval:") for line in report)  # no retrieval rows
+    assert report[2] == (  # no STS-B of the untrained student here: no change to give
+        "**The student scores 82.10 on STS-B at 6.1x the teacher's speed** (STS-B: cosine "
+        "Spearman x100 on the test split; the teacher scores 83.42, the student keeps 98.4 % of it.)"
     )
     assert "Training: mean loss over the run 0.012346, 7 steps, 100.0 samples/s." in report
+
+
+def test_retrieval_columns_and_their_explanation():
+    metrics = _metrics() | {"retrieval_articles": 300}
+    metrics["teacher"]["retrieval"] = {"ndcg_at_10": 71.234, "recall_at_10": 88.0}
+    metrics["student_before"]["retrieval"] = {"ndcg_at_10": 65.0, "recall_at_10": 81.666}
+    metrics["student_after"]["retrieval"] = {"ndcg_at_10": 66.0, "recall_at_10": 83.0}
+    metrics["student_after"]["retrieval_teacher_index"] = {"ndcg_at_10": 60.5, "recall_at_10": 77.0}
+    report = render_report(metrics).splitlines()
+    table = report[report.index(HEADER) :]
+    assert "| Teacher | 83.42 | n/a | 84.04 | 71.23 | 88.00 | n/a | n/a | n/a |" in table[2]
+    assert "| Student (before) | n/a | n/a | n/a | 65.00 | 81.67 | n/a | n/a | 0.5000 |" in table[3]
+    assert "| Student (after) | 82.10 | 98.4 | 82.90 | 66.00 | 83.00 | 60.50 | 77.00 |" in table[4]
+    paragraph = next(line for line in report if line.startswith("Retrieval: 300 Wikipedia"))
+    assert "among the 300 (mteb's retrieval evaluator, x100)" in paragraph
+    assert "Teacher-index: the model encodes the queries and the teacher the extracts" in paragraph
 
 
 def test_report_names_the_kept_layers_and_the_last_logged_loss():
@@ -169,8 +189,8 @@ def test_exports_get_their_own_table_with_verdicts():
 def test_the_headline_names_the_fastest_recommended_export():
     metrics = _with_exports()
     assert (
-        "Its fastest recommended export, ONNX, keeps 98.4 % of it at 12.0x the teacher's speed, "
-        "without torch." in render_report(metrics)
+        "Its fastest recommended export, ONNX, keeps 98.4 % of the teacher's STS-B at 12.0x the "
+        "teacher's speed, without torch." in render_report(metrics)
     )
     metrics["onnx"]["recommended"] = False
     assert "fastest recommended export" not in render_report(metrics)
@@ -183,3 +203,84 @@ def test_report_says_a_static_student_and_whose_vocabulary_it_comes_from():
         "target:" in report
     )
     assert "student: `org/student`; target:" in render_report(_metrics())
+
+
+def _change(before: float, after: float, *, kept_step: int = 7, retrieval=None) -> str:
+    metrics = _metrics()
+    metrics["student_before"]["sts_benchmark"] = {"spearman": before}
+    metrics["student_after"]["sts_benchmark"] |= {
+        "spearman": after,
+        "percent_of_teacher": 100 * after / metrics["teacher"]["sts_benchmark"]["spearman"],
+    }
+    if retrieval is not None:
+        metrics["student_before"]["retrieval"] = {"ndcg_at_10": retrieval[0]}
+        metrics["student_after"]["retrieval"] = {"ndcg_at_10": retrieval[1]}
+    metrics["training"]["kept_step"] = kept_step
+    return render_report(metrics).splitlines()[2]
+
+
+def test_the_headline_gives_the_change_from_the_untrained_student():
+    assert _change(82.03, 82.41) == (
+        "**Distillation improved the student: STS-B 82.03 -> 82.41 (+0.38) at 6.1x the teacher's "
+        "speed.** (STS-B: cosine Spearman x100 on the test split; the teacher scores 83.42, the "
+        "student keeps 98.8 % of it.)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("retrieval", "named"),
+    [(None, "STS-B"), ((96.9, 97.0), "STS-B"), ((96.9, 95.0), "STS-B and retrieval nDCG@10")],
+)
+def test_a_student_below_its_untrained_self_says_so_first(retrieval, named):
+    line = _change(82.03, 80.14, retrieval=retrieval)
+    assert line.startswith(
+        f"**Distillation made the student worse than it started on {named}**: "
+        "STS-B 82.03 -> 80.14 (-1.89)"
+    )
+
+
+def test_retrieval_alone_getting_worse_is_named_too():
+    line = _change(82.03, 82.41, retrieval=(96.94, 95.12))
+    assert line.startswith(
+        "**Distillation made the student worse than it started on retrieval nDCG@10**: STS-B "
+        "82.03 -> 82.41 (+0.38), retrieval nDCG@10 96.94 -> 95.12 (-1.82) at 6.1x"
+    )
+
+
+def test_a_run_that_kept_step_zero_says_it_kept_the_untrained_student():
+    assert _change(82.03, 82.03, kept_step=0).startswith(
+        "**No training step beat the untrained student, so the run kept it (step 0)**: STS-B "
+        "82.03 -> 82.03 (+0.00) at 6.1x the teacher's speed."
+    )
+
+
+def test_the_training_line_says_which_step_was_kept_and_the_dev_change():
+    metrics = _metrics()
+    metrics["training"] |= {
+        "train_runtime": 80.0,
+        "evaluations": [{"step": 0}, {"step": 4}, {"step": 7}],
+        "best_metric": "sts_dev",
+        "kept_step": 4,
+        "evaluation_seconds": 12.0,
+    }
+    metrics["student_before"]["sts_dev"] = {"spearman": 86.72}
+    metrics["student_after"]["sts_dev"] = {"spearman": 86.9}
+    report = render_report(metrics).splitlines()
+    assert (
+        "Evaluated 3 times while training (best by sts_dev; 12 s, 15 % of the run's 80 s); the "
+        "saved weights are step 4 of 7." in report
+    )
+    assert (
+        "STS-B dev (the split steps are chosen on; a Hub push is refused below 86.52): 86.72 -> "
+        "86.90 (+0.18)." in report
+    )
+    metrics["training"]["kept_step"] = 0
+    assert "the saved weights are step 0's (the untrained student with its starting " in (
+        render_report(metrics)
+    )
+
+
+def test_a_student_equal_to_its_untrained_self_is_said_to_be_where_it_started():
+    assert _change(82.03, 82.03, kept_step=5).startswith(
+        "**Distillation left the student where it started: STS-B 82.03 -> 82.03 (+0.00)"
+    )

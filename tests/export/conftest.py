@@ -12,7 +12,7 @@ from embedding_distillation.export import FORMATS
 from embedding_distillation.export.student_export import export_student
 from embedding_distillation.training.checkpointing import enable_activation_checkpointing
 from embedding_distillation.training.config import EmbeddingTrainerConfig
-from embedding_distillation.training.trainer import add_projection
+from embedding_distillation.training.projection import add_projection
 from tests.conftest import make_sentences
 
 PROJECTED_DIM = 48

@@ -75,7 +75,7 @@ def _train(tmp_path, rows, student, credentials):
         "hub_model_id": "alice/distilled",
         "push_checkpoints": True,
     }
-    return train_student_model(rows, params, {"device": "cpu"}, credentials)
+    return train_student_model(rows, None, None, params, {"device": "cpu"}, credentials)
 
 
 def test_checkpoints_are_pushed_with_the_catalog_credentials(

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import yaml
+from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation import (
@@ -18,6 +19,7 @@ CARD = ModelCardInfo(
     training_data="alice/news-embeddings",
     training_config={"learning_rate": 1e-4, "hub_token": TOKEN, "loss_type": "cosine"},
     metrics={"student_after": {"mean_cosine": 0.91234, "recall_at_10": 0.5}, "curve": [1, 2]},
+    report="# Distillation report\n\n**STS-B 82.03 -> 82.41 (+0.38)**\n\n## Details\n",
 )
 
 
@@ -38,6 +40,9 @@ def test_push_and_reload(local_hub, model):
     assert header["training_data"] == "alice/news-embeddings"
     assert "embedding-distillation" in header["tags"]
     assert "| student_after.mean_cosine | 0.9123 |" in card
+    report = card[card.index("### Report") :]
+    assert "**STS-B 82.03 -> 82.41 (+0.38)**" in report
+    assert "#### Details" in report and "# Distillation report" not in card
     assert '"learning_rate": 0.0001' in card
     assert TOKEN not in card
 
@@ -65,7 +70,7 @@ def test_a_repo_of_someone_else_fails_fast(local_hub, model):
     assert sum("/api/repos/create" in r for r in local_hub.requests) == 1
 
 
-def _train_and_push(tmp_path, corpus, teacher, student, **options) -> dict:
+def _train_and_push(tmp_path, corpus, teacher, student, *, train_args=None, **options) -> dict:
     """Train on 50 encoded rows (4 steps of 16) and push to alice/distilled; fast retries."""
     embeddings = TeacherEmbeddingsGenerator(teacher, device="cpu").generate(
         corpus, output_dir=tmp_path / "emb"
@@ -83,7 +88,53 @@ def _train_and_push(tmp_path, corpus, teacher, student, **options) -> dict:
     )
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(client, "DEFAULT_RETRY", FAST)
-        return EmbeddingDistillationTrainer(config).train(embeddings)
+        return EmbeddingDistillationTrainer(config).train(embeddings, **(train_args or {}))
+
+
+STS_DEV = Dataset.from_dict(
+    {
+        "sentence1": ["the cat sleeps", "a dog runs", "music book", "rain snow night"],
+        "sentence2": ["the cat eats", "red car train", "science data", "sun moon day"],
+        "score": [4.5, 0.5, 1.5, 2.5],
+    }
+)
+
+
+def _dev_scores(monkeypatch, untrained: float, trained: float) -> None:
+    """The API's STS-B dev figures: ``untrained`` for the student it loads, else ``trained``."""
+    from embedding_distillation import api
+
+    scores = iter([untrained, trained])  # the untrained student is measured first
+    monkeypatch.setattr(api, "sts_dev_spearman", lambda model, pairs, batch: next(scores))
+
+
+def test_the_api_refuses_to_push_a_regression(
+    tmp_path, local_hub, corpus, teacher_plain, student, monkeypatch
+):
+    _dev_scores(monkeypatch, 82.03, 80.14)
+    with pytest.raises(
+        ValueError,
+        match=r"fell from 82\.03 \(untrained\) to 80\.14 \(-1\.89\).* Set "
+        r"EmbeddingTrainerConfig\(allow_regression=True\) to push it anyway\.",
+    ):
+        _train_and_push(tmp_path, corpus, teacher_plain, student, train_args={"sts_dev": STS_DEV})
+    assert ("model", "alice/distilled") not in local_hub.repos
+    assert (tmp_path / "out" / "model.safetensors").exists()  # saved all the same
+
+
+def test_the_api_pushes_a_regression_it_is_allowed_to(
+    tmp_path, local_hub, corpus, teacher_plain, student, monkeypatch
+):
+    _dev_scores(monkeypatch, 82.03, 80.14)
+    _train_and_push(
+        tmp_path,
+        corpus,
+        teacher_plain,
+        student,
+        allow_regression=True,
+        train_args={"sts_dev": STS_DEV},
+    )
+    assert "model.safetensors" in local_hub.repo("alice/distilled", "model").files_at("main")
 
 
 def _train_pushing_checkpoints(tmp_path, corpus, teacher, student) -> dict:

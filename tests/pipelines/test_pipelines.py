@@ -61,6 +61,16 @@ STS_PAIRS = Dataset.from_dict(
 )
 
 
+RETRIEVAL_SET = Dataset.from_dict(
+    {
+        "id": ["0", "1", "2", "3"],
+        "title": ["Cat", "Dog", "Rain", "Music"],
+        "query": ["small cat", "a dog", "rain and snow", "music"],
+        "document": ["the cat sleeps", "a dog runs", "rain snow night", "music book"],
+    }
+)
+
+
 def _catalog(
     root: Path,
     corpus: Dataset,
@@ -69,6 +79,7 @@ def _catalog(
     sts: Dataset | None = None,
     *,
     embeddings_version: str | None = None,
+    retrieval: Dataset | None = None,
 ) -> DataCatalog:
     """The project's datasets under ``root``; every versioned one saves this run's version."""
     params["params:distillation"]["output_dir"] = str(root / "checkpoints")
@@ -81,6 +92,8 @@ def _catalog(
         "corpus": MemoryDataset(corpus, copy_mode="assign"),
         "gold_pairs": MemoryDataset(gold, copy_mode="assign"),
         "sts_benchmark": MemoryDataset(sts, copy_mode="assign"),
+        "retrieval_set": MemoryDataset(retrieval, copy_mode="assign"),
+        "sts_benchmark_dev": MemoryDataset(None, copy_mode="assign"),  # the train node's input
         "mteb_results": MtebResultsDataset(filepath=str(root / "mteb"), version=version()),
         "teacher_embeddings": EmbeddingShardsDataset(
             filepath=str(root / "teacher_embeddings"), version=version(embeddings_version)
@@ -105,7 +118,7 @@ def _catalog(
         "distillation_report": TextDataset(filepath=str(root / "report.md"), version=version()),
         **{
             name: MatplotlibDataset(filepath=str(root / f"{name}.png"), version=version())
-            for name in ("loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot")
+            for name in ("training_curves_plot", "cosine_histogram_plot", "quality_speed_plot")
         },
     }
     for name in ("selected_corpus", "train_embeddings", "heldout_embeddings"):
@@ -131,7 +144,7 @@ def test_both_pipelines_produce_embeddings_model_and_report(
     tmp_path, corpus, gold, teacher_dense, student
 ):
     params = _params(teacher_dense, student)
-    catalog = _catalog(tmp_path, corpus, gold, params, STS_PAIRS)
+    catalog = _catalog(tmp_path, corpus, gold, params, STS_PAIRS, retrieval=RETRIEVAL_SET)
     pipeline = teacher_embeddings.create_pipeline() + distillation.create_pipeline()
 
     SequentialRunner().run(pipeline, catalog)
@@ -157,16 +170,28 @@ def test_both_pipelines_produce_embeddings_model_and_report(
         "pearson",
         "percent_of_teacher",
     }
+    assert metrics["retrieval_articles"] == 4
+    for key in ("student_after", "onnx", "onnx_int8"):  # 40-d, as wide as the teacher
+        assert 0 <= metrics[key]["retrieval_teacher_index"]["ndcg_at_10"] <= 100
+    assert "retrieval_teacher_index" not in metrics["student_before"]  # 32-d
     results = catalog["mteb_results"].load()
     assert sorted(r.model_name for r in results.model_results) == [
+        "onnx+teacher_index/model",
         "onnx/model",
+        "onnx_int8+teacher_index/model",
         "onnx_int8/model",
+        "student_after+teacher_index/model",
         "student_after/model",
         "student_before/model",
         "teacher/model",
     ]
     report = catalog["distillation_report"].load()
-    assert "% of the teacher's STS Benchmark score" in report
+    share = metrics["student_after"]["sts_benchmark"]["percent_of_teacher"]
+    assert f"the student keeps {share:.1f} % of it" in report
+    evaluations = metrics["training"]["evaluations"]  # tracked while training, step 0 first
+    assert evaluations[0]["step"] == 0
+    assert evaluations[-1]["step"] == metrics["training"]["global_step"]
+    assert metrics["training"]["best_metric"] == "heldout_cosine"  # no STS-B dev pairs here
     exports = catalog["student_exports"].load()
     assert exports.formats == ("onnx", "onnx_int8")
     assert metrics["models"][-2:] == ["onnx", "onnx_int8"]
@@ -178,7 +203,7 @@ def test_both_pipelines_produce_embeddings_model_and_report(
     assert 0 <= metrics["student_after"]["neighbours"]["recall_at_10"] <= 1
     assert sum(metrics["student_after"]["heldout"]["cosine_histogram"]) == 10
     assert len(metrics["loss_curve"]) == metrics["training"]["global_step"]  # logging_steps=1
-    for name in ("loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot"):
+    for name in ("training_curves_plot", "cosine_histogram_plot", "quality_speed_plot"):
         png = next((tmp_path / f"{name}.png").glob("*/*.png"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -13,9 +13,11 @@ from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.losses import (
     LOSS_STATE_FILE,
     HiddenStateDistillLoss,
+    SimilarityDistillLoss,
     TargetsCollator,
     build_loss,
     check_layer_map,
+    similarity_matrix_loss,
     target_columns,
 )
 from embedding_distillation.training.trainer import (
@@ -336,3 +338,65 @@ def test_a_student_without_a_transformer_first_cannot_map_layers():
         r"Transformer, got Identity; set hidden_state_layer_map: null\.",
     ):
         student_layer_count([torch.nn.Identity()])  # type: ignore[arg-type]
+
+
+# --- the similarity term -----------------------------------------------------------------------
+
+
+def test_similarity_matrix_loss_matches_a_hand_computation():
+    student = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])
+    teacher = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 5.0]])
+    # Unit rows: student (0.6, 0.8), (1, 0), (0, 1); teacher e1, (e1 + e2)/sqrt(2), e3.
+    s = 1 / 2**0.5
+    student_cos = torch.tensor([[1.0, 0.6, 0.8], [0.6, 1.0, 0.0], [0.8, 0.0, 1.0]])
+    teacher_cos = torch.tensor([[1.0, s, 0.0], [s, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    expected = ((student_cos - teacher_cos) ** 2).sum() / 9
+
+    assert similarity_matrix_loss(student, teacher).item() == pytest.approx(expected.item())
+    assert similarity_matrix_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("loss_type", ["mse", "cosine"])
+def test_similarity_weight_adds_the_term_beside_the_embedding_loss(tmp_path, student, loss_type):
+    model = SentenceTransformer(student, device="cpu")
+    config = _config(tmp_path, student, loss_type=loss_type, similarity_weight=20.0)
+    loss = build_loss(model, config, 32)
+    assert isinstance(loss, SimilarityDistillLoss)
+    plain = build_loss(model, replace(config, similarity_weight=0.0), 32)
+    texts = make_sentences(6, seed=3)
+    target = torch.randn(6, 32, generator=torch.Generator().manual_seed(2))
+
+    with torch.no_grad():
+        terms = loss([_batch(model, texts)], target)
+        expected_embedding = plain([_batch(model, texts)], target)
+        embedding = model.encode(texts, convert_to_tensor=True)
+
+    assert set(terms) == {"embedding", "similarity"}
+    assert torch.allclose(terms["embedding"], expected_embedding, atol=1e-6)
+    assert torch.allclose(
+        terms["similarity"], 20.0 * similarity_matrix_loss(embedding, target), atol=1e-6
+    )
+
+
+def test_similarity_term_joins_the_hidden_state_loss(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    config = _config(tmp_path, student, hidden_state_layer_map={2: 2}, similarity_weight=3.0)
+    loss = build_loss(model, config, 32, {2: 32})
+    texts = make_sentences(5, seed=4)
+    generator = torch.Generator().manual_seed(3)
+    target, layer = torch.randn(5, 32, generator=generator), torch.randn(5, 32, generator=generator)
+    with torch.no_grad():
+        terms = loss([_batch(model, texts)], torch.cat([target, layer], dim=1))
+        embedding = model.encode(texts, convert_to_tensor=True)
+    assert set(terms) == {"embedding", "hidden_state", "similarity"}
+    assert torch.allclose(
+        terms["similarity"], 3.0 * similarity_matrix_loss(embedding, target), atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("value", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_a_bad_similarity_weight_is_refused(tmp_path, student, value):
+    with pytest.raises(
+        ValueError, match=r"similarity_weight must be a number >= 0, got .*; 0 turns the"
+    ):
+        _config(tmp_path, student, similarity_weight=value)

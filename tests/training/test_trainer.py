@@ -5,11 +5,9 @@ import pytest
 import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Dense
 
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import (
-    add_projection,
     check_training_data,
     prepare_student,
     train_student,
@@ -124,55 +122,6 @@ def test_warmup_steps_are_the_floor_of_ratio_times_steps(
     warmup = training_arguments(config, rows).warmup_steps
     assert warmup == expected
     assert isinstance(warmup, int)  # a float below 1 would mean a ratio to transformers
-
-
-# --- add_projection ----------------------------------------------------------------------------
-
-
-def test_add_projection_inserts_dense_before_normalize(tmp_path, student):
-    model = SentenceTransformer(student, device="cpu")
-    assert _names(model) == ["Transformer", "Pooling", "Normalize"]
-
-    projected = add_projection(model, 40, _config(tmp_path))
-
-    assert _names(projected) == ["Transformer", "Pooling", "Dense", "Normalize"]
-    assert projected.get_embedding_dimension() == 40
-    dense = projected[2]
-    assert isinstance(dense, Dense)
-    assert tuple(dense.linear.weight.shape) == (40, 32)
-    assert isinstance(dense.activation_function, torch.nn.Identity)
-    texts = make_sentences(3, seed=5)
-    pooled = SentenceTransformer(modules=[model[0], model[1]], device="cpu").encode(
-        texts, convert_to_tensor=True
-    )
-    with torch.no_grad():
-        expected = torch.nn.functional.normalize(dense.linear(pooled), dim=1)
-    np.testing.assert_allclose(
-        projected.encode(texts, convert_to_numpy=True), expected.numpy(), atol=1e-5
-    )
-
-
-def test_add_projection_appends_when_there_is_no_normalize(tmp_path, student):
-    model = SentenceTransformer(student, device="cpu")
-    backbone = SentenceTransformer(modules=[model[0], model[1]], device="cpu")
-    projected = add_projection(backbone, 48, _config(tmp_path))
-    assert _names(projected) == ["Transformer", "Pooling", "Dense"]
-    assert projected.get_embedding_dimension() == 48
-
-
-def test_add_projection_keeps_a_model_of_the_right_size(tmp_path, student):
-    model = SentenceTransformer(student, device="cpu")
-    assert add_projection(model, 32, _config(tmp_path, projection="none")) is model
-
-
-def test_add_projection_none_refuses_a_size_mismatch(tmp_path, student):
-    model = SentenceTransformer(student, device="cpu")
-    with pytest.raises(
-        ValueError,
-        match=r"The student outputs 32-d embeddings but the target 'teacher_embedding_pre_dense' "
-        r"is 48-d\. Set projection: learned",
-    ):
-        add_projection(model, 48, _config(tmp_path, projection="none", target_type="pre_dense"))
 
 
 # --- prepare_student ---------------------------------------------------------------------------
@@ -299,7 +248,7 @@ def test_training_reduces_the_loss(tmp_path, student_dense):
 
 
 def test_projection_fitted_on_the_data_recovers_a_linear_target(tmp_path, student):
-    """Targets that are an exact linear map of the pooled student output are fitted closely."""
+    """Least squares: targets that are an exact affine map of the pooled output fit closely."""
     texts = make_sentences(80, seed=12)
     model = SentenceTransformer(student, device="cpu")
     backbone = SentenceTransformer(modules=[model[0], model[1]], device="cpu")
@@ -307,7 +256,9 @@ def test_projection_fitted_on_the_data_recovers_a_linear_target(tmp_path, studen
     weight, bias = torch.randn(32, 48, generator=generator), torch.randn(48, generator=generator)
     targets = backbone.encode(texts, convert_to_tensor=True) @ weight + bias
     data = Dataset.from_dict({"text": texts, PRE_DENSE: targets.numpy().tolist()})
-    config = _config(tmp_path, student_model=student, target_type="pre_dense")
+    config = _config(
+        tmp_path, student_model=student, target_type="pre_dense", projection_init="least_squares"
+    )
 
     fitted = prepare_student(config, 48, data)
     unfitted = prepare_student(config, 48)

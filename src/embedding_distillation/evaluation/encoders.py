@@ -6,6 +6,8 @@ encodes texts, plus what the report and the MTEB result files say about it (its 
 revision that tells different weights apart, its size).
 """
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from embedding_distillation.files import sha256_file
 from embedding_distillation.models import weights_fingerprint
 
 REVISION_DIGITS = 12  # hex digits of a weights fingerprint kept as the MTEB revision
+CACHE_KEY_DIGITS = (16, 8)  # hex digits of the weights fingerprint and of the settings hash
 
 
 class TextEncoder(Protocol):
@@ -54,6 +57,8 @@ class EvaluatedModel:
         parameters: Parameter count, when the model has torch parameters.
         size_mb: Size of the weights in MB (in memory for torch models, on disk for exports).
         prompts: sentence-transformers prompts (``{"query": "..."}``), passed to MTEB tasks.
+        cache_key: Names the embeddings the model gives, for the embedding cache (``None``:
+            never cached); see :func:`cache_key`.
     """
 
     encoder: TextEncoder
@@ -62,6 +67,22 @@ class EvaluatedModel:
     parameters: int | None = None
     size_mb: float | None = None
     prompts: dict[str, str] = field(default_factory=dict)
+    cache_key: str | None = None
+
+
+def cache_key(model: SentenceTransformer, fingerprint: str, prompts: dict[str, str]) -> str:
+    """``<weights fingerprint>-<settings>``: what a model's embeddings depend on.
+
+    The settings are what changes the output without changing the weights: the modules and
+    their configuration (pooling mode...), ``max_seq_length`` and the prompts. The device is
+    left out: its float differences lie far below the reported digits.
+    """
+    settings = json.dumps(
+        {"modules": repr(model), "max_seq_length": model.max_seq_length, "prompts": prompts},
+        sort_keys=True,
+    )
+    weights, digest = CACHE_KEY_DIGITS
+    return f"{fingerprint[:weights]}-{hashlib.sha256(settings.encode()).hexdigest()[:digest]}"
 
 
 def from_sentence_transformer(model: SentenceTransformer, source: str) -> EvaluatedModel:
@@ -69,13 +90,15 @@ def from_sentence_transformer(model: SentenceTransformer, source: str) -> Evalua
     parameters = list(model.parameters())
     weight_bytes = sum(p.numel() * p.element_size() for p in parameters)
     prompts = {name: text for name, text in (model.prompts or {}).items() if text}
+    fingerprint = weights_fingerprint(model)
     return EvaluatedModel(
         encoder=SentenceTransformerEncoder(model),
         source=source,
-        revision=weights_fingerprint(model)[:REVISION_DIGITS],
+        revision=fingerprint[:REVISION_DIGITS],
         parameters=sum(p.numel() for p in parameters),
         size_mb=round(weight_bytes / 2**20, 2),
         prompts=prompts,
+        cache_key=cache_key(model, fingerprint, prompts),
     )
 
 

@@ -1,9 +1,11 @@
 """Metrics that compare a student with its teacher: benchmarks, agreement, gold similarity, cost."""
 
 import logging
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -11,13 +13,15 @@ from datasets import Dataset
 from scipy.stats import pearsonr, spearmanr
 from tqdm.auto import tqdm
 
+from embedding_distillation.evaluation.embedding_cache import mteb_encoders
 from embedding_distillation.evaluation.encoders import EvaluatedModel, TextEncoder
 from embedding_distillation.evaluation.mteb_tasks import (
     check_task_names,
     main_scores,
-    run_tasks,
+    run_encoder,
     sts_benchmark_scores,
 )
+from embedding_distillation.evaluation.retrieval import score_retrieval
 
 if TYPE_CHECKING:
     from mteb import AbsTask, TaskResult
@@ -39,6 +43,10 @@ class EvaluationConfig:
         seed: Seed of the train/held-out split.
         mteb_tasks: MTEB task names (``mteb.get_tasks()``) run on every model besides the STS
             Benchmark, which runs whenever its pairs are there; their data comes from the Hub.
+        retrieval_max_articles: Held-out articles of the retrieval task used (each is a query
+            and a document); ``None``: all of them.
+        embedding_cache_dir: Folder where the teacher's and the untrained student's embeddings
+            are kept between runs (``None``: not kept).
     """
 
     heldout_fraction: float = 0.1
@@ -46,6 +54,8 @@ class EvaluationConfig:
     speed_texts: int = 256
     seed: int = 42
     mteb_tasks: tuple[str, ...] = ()
+    retrieval_max_articles: int | None = None
+    embedding_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.heldout_fraction < 1:
@@ -53,9 +63,15 @@ class EvaluationConfig:
                 f"evaluation.heldout_fraction must be in (0, 1), got {self.heldout_fraction!r}."
             )
         for name in ("max_heldout_rows", "speed_texts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"evaluation.{name} must be a positive integer, got {value!r}.")
+            _check_positive(name, getattr(self, name))
+        if self.retrieval_max_articles is not None:
+            _check_positive("retrieval_max_articles", self.retrieval_max_articles, " or null (all)")
+        cache_dir = self.embedding_cache_dir
+        if cache_dir is not None and not (isinstance(cache_dir, str) and cache_dir.strip()):
+            raise ValueError(
+                "evaluation.embedding_cache_dir must be a folder path or null (no cache), got "
+                f"{cache_dir!r}."
+            )
         tasks = self.mteb_tasks
         if tasks is None or isinstance(tasks, str):
             tasks = () if tasks is None else tasks.split()  # --params "evaluation.mteb_tasks=A B"
@@ -78,6 +94,13 @@ class EvaluationConfig:
     def check_tasks(self) -> None:
         """Fail now, naming close matches, on an MTEB task name that does not exist."""
         check_task_names(self.mteb_tasks)
+
+
+def _check_positive(name: str, value: Any, alternative: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"evaluation.{name} must be a positive integer{alternative}, got {value!r}."
+        )
 
 
 def split_heldout(dataset: Dataset, config: EvaluationConfig) -> tuple[Dataset, Dataset]:
@@ -198,16 +221,22 @@ def evaluate_models(
     target_column: str,
     gold_pairs: Dataset | None,
     tasks: Sequence["AbsTask"] = (),
+    retrieval: "AbsTask | None" = None,
     batch_size: int,
     speed_texts: int,
     exports_of: dict[str, str] | None = None,
+    cache_dir: Path | None = None,
+    cached: Collection[str] = (),
 ) -> tuple[dict[str, Any], MtebResults]:
     """Evaluate each named model (``teacher``, ``student_before``, ``student_after``, exports).
 
     Per model: the MTEB ``tasks`` (the STS Benchmark first; scores in ``sts_benchmark`` x100
     and ``mteb``), agreement with the stored teacher embeddings for every model whose output
-    size matches the target, neighbour recall, gold similarity when ``gold_pairs`` is given, and
-    cost. Every model but the teacher also gets its share of the teacher's STS-B score.
+    size matches the target, neighbour recall, the ``retrieval`` task (and, for every model
+    but the teacher whose output has the teacher's width, ``retrieval_teacher_index``: its
+    queries against the teacher's documents), gold similarity when ``gold_pairs`` is given, and
+    cost. Every model but the teacher also gets its share of the teacher's STS-B and retrieval
+    scores.
 
     Args:
         models: The models by role, in the report's order.
@@ -216,11 +245,14 @@ def evaluate_models(
         target_column: Column of ``heldout`` with the embeddings to compare with.
         gold_pairs: ``text_1``, ``text_2``, ``score`` rows, or ``None``.
         tasks: MTEB tasks (:func:`~.mteb_tasks.resolve_tasks`).
+        retrieval: The retrieval task (:func:`~.retrieval.local_retrieval_task`), or ``None``.
         batch_size: Texts per encode call.
         speed_texts: Held-out texts timed for texts/s.
         exports_of: ``{export: model}`` (``{"onnx_int8": "student_after"}``): each export is
             also compared row by row with that model on the held-out texts (``agreement``),
             which must come before it in ``models``.
+        cache_dir: Embedding cache of the roles in ``cached`` (:mod:`~.embedding_cache`).
+        cached: The roles whose task embeddings are kept in ``cache_dir`` between runs.
 
     Returns:
         The metrics, and the mteb results for the result files (``(model meta, task result)``).
@@ -235,38 +267,82 @@ def evaluate_models(
         "models": list(models),  # evaluation order: the report's row order
     }
     all_runs: MtebResults = []
-    for name, model in models.items():
-        logger.info("Evaluating %s", name)
-        entry: dict[str, Any] = {}
-        runs = run_tasks(model, name, tasks, batch_size=batch_size)
-        all_runs += runs
-        if runs:
-            entry["sts_benchmark"] = sts_benchmark_scores(runs)
-            entry["mteb"] = main_scores(runs)
-        if name != REFERENCE:
-            embeddings = encode(
-                model.encoder, texts, batch_size, progress=f"Encoding held-out ({name})"
-            )
-            if name in exports_of.values():
-                kept[name] = embeddings
-            if name in exports_of:
-                entry["agreement"] = export_agreement(kept[exports_of[name]], embeddings, texts)
-            if len(texts) > 1:
-                entry["neighbours"] = {"recall_at_10": neighbour_recall(embeddings, target)}
-            if embeddings.shape[1] == target.shape[1]:
-                entry["heldout"] = agreement(embeddings, target)
-                counts, _ = np.histogram(
-                    row_cosines(embeddings, target), bins=COSINE_BINS, range=(-1.0, 1.0)
+    with (
+        tempfile.TemporaryDirectory(prefix="embedding-cache-") as scratch,
+        mteb_encoders(
+            models,
+            cache_dir=cache_dir,
+            cached=cached,
+            scratch=Path(scratch) if retrieval is not None else None,
+        ) as encoders,
+    ):
+        teacher_width = None
+        if retrieval is not None and REFERENCE in models:
+            teacher_width = encode(models[REFERENCE].encoder, texts[:1], 1).shape[1]
+        for name, model in models.items():
+            logger.info("Evaluating %s", name)
+            entry: dict[str, Any] = {}
+            runs = run_encoder(encoders[name], tasks, batch_size=batch_size)
+            all_runs += runs
+            if runs:
+                entry["sts_benchmark"] = sts_benchmark_scores(runs)
+                entry["mteb"] = main_scores(runs)
+            width = teacher_width
+            if name != REFERENCE:
+                embeddings = encode(
+                    model.encoder, texts, batch_size, progress=f"Encoding held-out ({name})"
                 )
-                entry["heldout"]["cosine_histogram"] = counts.tolist()
-        if gold_pairs is not None:
-            entry["gold"] = gold_similarity(model.encoder, gold_pairs, batch_size)
-        entry["cost"] = cost(model, texts[:speed_texts], batch_size)
-        results[name] = entry
+                width = embeddings.shape[1]
+                if name in exports_of.values():
+                    kept[name] = embeddings
+                entry |= _heldout_metrics(
+                    embeddings, target, texts, kept.get(exports_of.get(name, ""))
+                )
+            if retrieval is not None:
+                index = name != REFERENCE and teacher_width is not None and width == teacher_width
+                if name != REFERENCE and teacher_width is not None and not index:
+                    logger.info(
+                        "%s: %d-d output, the teacher's is %d-d: no teacher-index retrieval",
+                        name,
+                        width,
+                        teacher_width,
+                    )
+                found, runs = score_retrieval(
+                    encoders[name],
+                    retrieval,
+                    model=model,
+                    role=name,
+                    teacher=encoders[REFERENCE] if index else None,
+                    batch_size=batch_size,
+                )
+                entry |= found
+                all_runs += runs
+            if gold_pairs is not None:
+                entry["gold"] = gold_similarity(model.encoder, gold_pairs, batch_size)
+            entry["cost"] = cost(model, texts[:speed_texts], batch_size)
+            results[name] = entry
     add_share_of_teacher(results)
     for name, reference in exports_of.items():
         add_share_of_student(results, name, reference)
     return results, all_runs
+
+
+def _heldout_metrics(
+    embeddings: np.ndarray, target: np.ndarray, texts: list[str], reference: np.ndarray | None
+) -> dict[str, Any]:
+    """Neighbour recall, agreement with the target (same width), an export's with ``reference``."""
+    entry: dict[str, Any] = {}
+    if reference is not None:
+        entry["agreement"] = export_agreement(reference, embeddings, texts)
+    if len(texts) > 1:
+        entry["neighbours"] = {"recall_at_10": neighbour_recall(embeddings, target)}
+    if embeddings.shape[1] == target.shape[1]:
+        entry["heldout"] = agreement(embeddings, target)
+        counts, _ = np.histogram(
+            row_cosines(embeddings, target), bins=COSINE_BINS, range=(-1.0, 1.0)
+        )
+        entry["heldout"]["cosine_histogram"] = counts.tolist()
+    return entry
 
 
 WORST_TEXT_SHOWN = 200  # characters of an export's worst-agreeing text kept in the metrics
@@ -293,11 +369,20 @@ def add_share_of_student(results: dict[str, Any], export: str, reference: str) -
 
 
 def add_share_of_teacher(results: dict[str, Any]) -> None:
-    """Give each model's STS-B entry ``percent_of_teacher`` (its Spearman / the teacher's)."""
-    reference = results.get(REFERENCE, {}).get("sts_benchmark", {}).get("spearman")
-    if not reference:
-        return
+    """Give each model's STS-B entry ``percent_of_teacher`` (its Spearman / the teacher's).
+
+    Its ``retrieval`` and ``retrieval_teacher_index`` entries get one too: their nDCG@10 / the
+    teacher's own retrieval nDCG@10.
+    """
+    teacher = results.get(REFERENCE, {})
+    shares = {
+        "sts_benchmark": ("spearman", teacher.get("sts_benchmark", {}).get("spearman")),
+        "retrieval": ("ndcg_at_10", teacher.get("retrieval", {}).get("ndcg_at_10")),
+        "retrieval_teacher_index": ("ndcg_at_10", teacher.get("retrieval", {}).get("ndcg_at_10")),
+    }
     for name, entry in results.items():
-        sts = entry.get("sts_benchmark") if isinstance(entry, dict) else None
-        if name != REFERENCE and sts:
-            sts["percent_of_teacher"] = 100 * sts["spearman"] / reference
+        if name == REFERENCE or not isinstance(entry, dict):
+            continue
+        for key, (score, reference) in shares.items():
+            if reference and entry.get(key):
+                entry[key]["percent_of_teacher"] = 100 * entry[key][score] / reference

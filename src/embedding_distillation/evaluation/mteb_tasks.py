@@ -133,6 +133,21 @@ def resolve_tasks(names: Sequence[str], sts_pairs: Dataset | None) -> list["AbsT
     return tasks
 
 
+def model_meta(model: EvaluatedModel, role: str) -> "ModelMeta":
+    """The mteb description of ``model``, named ``<role>/<source>`` (cosine similarity)."""
+    from mteb.models.model_meta import ModelMeta, ScoringFunction
+
+    return ModelMeta.create_empty(
+        overwrites={
+            "name": f"{role}/{model.source}",
+            "revision": model.revision,
+            "n_parameters": model.parameters,
+            "similarity_fn_name": ScoringFunction.COSINE,
+            "framework": ["Sentence Transformers"],
+        }
+    )
+
+
 class MtebEncoder:
     """An :class:`EvaluatedModel` as an mteb encoder (``mteb.EncoderProtocol``).
 
@@ -144,19 +159,10 @@ class MtebEncoder:
 
     def __init__(self, model: EvaluatedModel, role: str) -> None:
         from mteb.models.abs_encoder import AbsEncoder
-        from mteb.models.model_meta import ModelMeta, ScoringFunction
 
         self.model = model
         self.model_prompts = AbsEncoder.validate_task_to_prompt_name(model.prompts or None)
-        self.mteb_model_meta: ModelMeta = ModelMeta.create_empty(
-            overwrites={
-                "name": f"{role}/{model.source}",
-                "revision": model.revision,
-                "n_parameters": model.parameters,
-                "similarity_fn_name": ScoringFunction.COSINE,
-                "framework": ["Sentence Transformers"],
-            }
-        )
+        self.mteb_model_meta = model_meta(model, role)
 
     def encode(
         self,
@@ -201,8 +207,19 @@ def run_tasks(
     """
     if not tasks:
         return []
+    return run_encoder(MtebEncoder(model, role), tasks, batch_size=batch_size)
+
+
+def run_encoder(
+    encoder: Any, tasks: Sequence["AbsTask"], *, batch_size: int
+) -> list[tuple["ModelMeta", "TaskResult"]]:
+    """Run ``tasks`` on an mteb encoder (an :class:`MtebEncoder`, or a wrapper of one).
+
+    No results are cached or written; what ``encoder`` caches is its own business.
+    """
+    if not tasks:
+        return []
     mteb = import_mteb()
-    encoder = MtebEncoder(model, role)
     result = mteb.evaluate(
         encoder,
         list(tasks),

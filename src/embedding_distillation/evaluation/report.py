@@ -3,6 +3,7 @@
 from typing import Any
 
 from embedding_distillation.evaluation.exports import NAMES as EXPORT_NAMES
+from embedding_distillation.evaluation.regression import REGRESSION_TOLERANCE
 
 NAMES = {
     "teacher": "Teacher",
@@ -17,6 +18,10 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("STS-B Spearman", ("sts_benchmark", "spearman"), 2),
     ("% of teacher", ("sts_benchmark", "percent_of_teacher"), 1),
     ("STS-B Pearson", ("sts_benchmark", "pearson"), 2),
+    ("retrieval nDCG@10", ("retrieval", "ndcg_at_10"), 2),
+    ("retrieval recall@10", ("retrieval", "recall_at_10"), 2),
+    ("teacher-index nDCG@10", ("retrieval_teacher_index", "ndcg_at_10"), 2),
+    ("teacher-index recall@10", ("retrieval_teacher_index", "recall_at_10"), 2),
     ("held-out cosine", ("heldout", "mean_cosine"), 4),
     ("held-out MSE", ("heldout", "mse"), 6),
     ("neighbour recall@10", ("neighbours", "recall_at_10"), 4),
@@ -43,6 +48,41 @@ def _cell(entry: dict[str, Any], keys: tuple[str, ...], digits: int) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
 
 
+def _tracking_lines(metrics: dict[str, Any]) -> list[str]:
+    """What the evaluation while training chose, and the STS-B dev change the push checks."""
+    training = metrics.get("training", {})
+    lines = []
+    curve = training.get("evaluations", [])
+    if curve:
+        kept, steps = training.get("kept_step"), training.get("global_step", 0)
+        runtime = training.get("train_runtime") or 0.0
+        seconds = training.get("evaluation_seconds", 0.0)
+        share = (
+            f", {100 * seconds / runtime:.0f} % of the run's {runtime:,.0f} s" if runtime else ""
+        )
+        choice = (
+            "step 0's (the untrained student with its starting projection)"
+            if kept == 0
+            else f"step {kept:,} of {steps:,}"
+            if kept is not None
+            else "the last step's"
+        )
+        lines.append(
+            f"Evaluated {len(curve)} times while training (best by "
+            f"{training.get('best_metric', '?')}; {seconds:.0f} s{share}); the saved weights "
+            f"are {choice}."
+        )
+    before = _value(metrics.get("student_before", {}), ("sts_dev", "spearman"))
+    after = _value(metrics.get(STUDENT, {}), ("sts_dev", "spearman"))
+    if before is not None and after is not None:
+        lines.append(
+            f"STS-B dev (the split steps are chosen on; a Hub push is refused below "
+            f"{before - REGRESSION_TOLERANCE:.2f}): {before:.2f} -> {after:.2f} "
+            f"({after - before:+.2f})."
+        )
+    return lines
+
+
 def _last_loss(loss_curve: list[dict[str, Any]]) -> str:
     """The report's last-logged-loss clause from the saved loss curve; empty without one."""
     if not loss_curve:
@@ -52,20 +92,59 @@ def _last_loss(loss_curve: list[dict[str, Any]]) -> str:
 
 
 def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
-    """The sentence "the student keeps X % of the teacher's STS-B at Y x its speed" (or None)."""
+    """The report's first sentence: what distillation did to the student, then its share.
+
+    "STS-B 82.03 -> 82.41 (+0.38), retrieval nDCG@10 ... at 7.7x the teacher's speed": the
+    untrained student's score next to the trained one's. A student that ends below its
+    untrained self says so first, in words; one that kept its untrained weights (no evaluated
+    step beat step 0) says that. ``None`` without STS-B scores of the student and the teacher.
+    """
     student, teacher = metrics.get(key, {}), metrics.get("teacher", {})
-    share = _value(student, ("sts_benchmark", "percent_of_teacher"))
-    reference = _value(teacher, ("sts_benchmark", "spearman"))
-    if share is None or reference is None:
+    before = metrics.get("student_before", {})
+    after_sts = _value(student, ("sts_benchmark", "spearman"))
+    teacher_sts = _value(teacher, ("sts_benchmark", "spearman"))
+    if after_sts is None or teacher_sts is None:
         return None
     speed = _value(student, ("cost", "texts_per_second"))
     teacher_speed = _value(teacher, ("cost", "texts_per_second"))
-    pace = f" at {speed / teacher_speed:.1f}x its speed" if speed and teacher_speed else ""
-    return (
-        f"**The student keeps {share:.1f} % of the teacher's STS Benchmark score{pace}** "
-        f"(cosine Spearman x100 on the test split: {student['sts_benchmark']['spearman']:.2f} "
-        f"vs {teacher['sts_benchmark']['spearman']:.2f})."
+    pace = (
+        f" at {speed / teacher_speed:.1f}x the teacher's speed" if speed and teacher_speed else ""
     )
+    kept = _value(student, ("sts_benchmark", "percent_of_teacher"))
+    if kept is None:
+        kept = 100 * after_sts / teacher_sts
+    share = (
+        f"(STS-B: cosine Spearman x100 on the test split; the teacher scores {teacher_sts:.2f}, "
+        f"the student keeps {kept:.1f} % of it.)"
+    )
+    changes = [
+        (name, _value(before, path), _value(student, path))
+        for name, path in (
+            ("STS-B", ("sts_benchmark", "spearman")),
+            ("retrieval nDCG@10", ("retrieval", "ndcg_at_10")),
+        )
+    ]
+    changes = [(name, b, a) for name, b, a in changes if b is not None and a is not None]
+    if not changes:
+        return f"**The student scores {after_sts:.2f} on STS-B{pace}** {share}"
+    moves = ", ".join(f"{name} {b:.2f} -> {a:.2f} ({a - b:+.2f})" for name, b, a in changes)
+    worse = [name for name, b, a in changes if round(a, 2) < round(b, 2)]
+    better = [name for name, b, a in changes if round(a, 2) > round(b, 2)]
+    if worse:
+        lead = (
+            f"**Distillation made the student worse than it started on {' and '.join(worse)}**: "
+            f"{moves}{pace}."
+        )
+    elif metrics.get("training", {}).get("kept_step") == 0:
+        lead = (
+            "**No training step beat the untrained student, so the run kept it (step 0)**: "
+            f"{moves}{pace}."
+        )
+    elif better:
+        lead = f"**Distillation improved the student: {moves}{pace}.**"
+    else:
+        lead = f"**Distillation left the student where it started: {moves}{pace}.**"
+    return f"{lead} {share}"
 
 
 def export_headline(metrics: dict[str, Any]) -> str | None:
@@ -83,8 +162,8 @@ def export_headline(metrics: dict[str, Any]) -> str | None:
     if share is None:
         return None
     return (
-        f"Its fastest recommended export, {EXPORT_NAMES[key]}, keeps {share:.1f} % of it at "
-        f"{speed / teacher_speed:.1f}x the teacher's speed, without torch."
+        f"Its fastest recommended export, {EXPORT_NAMES[key]}, keeps {share:.1f} % of the "
+        f"teacher's STS-B at {speed / teacher_speed:.1f}x the teacher's speed, without torch."
     )
 
 
@@ -174,6 +253,7 @@ def render_report(metrics: dict[str, Any]) -> str:
             f"{_last_loss(metrics.get('loss_curve', []))}, "
             f"{training.get('global_step', 0):,} steps, "
             f"{training.get('train_samples_per_second', 0.0):.1f} samples/s.",
+            *_tracking_lines(metrics),
         ]
     lines += [
         "",
@@ -182,6 +262,15 @@ def render_report(metrics: dict[str, Any]) -> str:
         "score is the Spearman). Held-out metrics compare each model's embeddings with the "
         "stored teacher embeddings (teacher = 1.0 by construction, so it is not listed); gold "
         "metrics correlate cosine similarity with human scores (Lee50 in the demo).",
-        "",
     ]
-    return "\n".join(lines)
+    articles = metrics.get("retrieval_articles")
+    if articles:
+        lines += [
+            "",
+            f"Retrieval: {articles:,} Wikipedia vital articles held out of every corpus; each "
+            "short description (the query) must find its article's lead extract among the "
+            f"{articles:,} (mteb's retrieval evaluator, x100). Teacher-index: the model encodes "
+            "the queries and the teacher the extracts, as when a student serves queries against "
+            "an index built with the teacher (models whose output has the teacher's width only).",
+        ]
+    return "\n".join([*lines, ""])

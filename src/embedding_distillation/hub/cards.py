@@ -114,6 +114,7 @@ class ModelCardInfo:
     training_data: str | None = None
     training_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    report: str | None = None  # the Markdown distillation report, shown on the card
 
 
 def add_distillation_section(readme: Path, info: ModelCardInfo, token: str | None) -> None:
@@ -140,7 +141,7 @@ def add_distillation_section(readme: Path, info: ModelCardInfo, token: str | Non
 {json.dumps(config, indent=2, sort_keys=True, default=str)}
 ```
 
-{_exports_section(info.metrics)}
+{_report_section(info.report)}{_exports_section(info.metrics)}
 ### Evaluation
 
 | metric | value |
@@ -149,6 +150,20 @@ def add_distillation_section(readme: Path, info: ModelCardInfo, token: str | Non
 """
     card.text = card.text + section
     readme.write_text(redact(str(card), token))
+
+
+def _report_section(report: str | None) -> str:
+    """The distillation report under a heading of the card ("" without one).
+
+    Its own title is dropped and its headings go two levels down, under "## Distillation".
+    """
+    if not report:
+        return ""
+    lines = report.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    body = "\n".join(f"##{line}" if line.startswith("#") else line for line in lines).strip()
+    return f"### Report\n\n{body}\n\n"
 
 
 def _exports_section(metrics: dict[str, Any]) -> str:

@@ -14,6 +14,8 @@ from embedding_distillation.params import from_params, layer_list
 TargetType = Literal["final", "pre_dense"]
 LossType = Literal["mse", "cosine"]
 Projection = Literal["learned", "pca", "none"]
+ProjectionInit = Literal["orthogonal", "least_squares"]
+BestMetric = Literal["sts_dev", "heldout_cosine"]
 StudentType = Literal["transformer", "static"]
 
 COMPUTE_FIELDS = (
@@ -64,6 +66,33 @@ class EmbeddingTrainerConfig:
             frozen ``Dense`` holding the inverse of a PCA fitted on the training targets, so the
             student's own output learns the teacher's top ``student_dim`` principal components
             and the saved model still outputs in the teacher's space; ``none`` raises instead.
+        projection_init: Extra: how a ``learned`` projection starts. ``orthogonal``: the
+            orthogonal map that best rotates the student's embeddings onto the targets on up to
+            ``PROJECTION_FIT_ROWS`` training rows (Procrustes; no bias), which keeps every cosine
+            between two texts of a student no wider than the target, so training starts from
+            the student's own quality; ``least_squares``: the ridge least-squares map (with a
+            bias), closer to the targets but distorting the student's geometry.
+        projection_warmup_steps: Extra: optimizer steps at the start that train the projection
+            alone, the student's own weights frozen (linear probe, then fine-tune); 0 = off.
+        projection_learning_rate: Extra: the projection's own peak learning rate (its own
+            optimizer group); ``None`` = ``learning_rate``; 0 keeps it where it started.
+        similarity_weight: Extra: adds this weight times the MSE between the in-batch
+            cosine-similarity matrices of student and teacher embeddings to the embedding
+            loss: it asks the student to keep the teacher's relations between texts, which is
+            what STS and retrieval measure; 0 turns it off.
+        eval_steps: Extra: with evaluation data (held-out rows, STS-B dev pairs), evaluate every
+            this many optimizer steps; the student is always evaluated before the first step
+            and after the last one. ``None``: before and after only.
+        metric_for_best_model: Extra: what picks the best evaluated step: ``sts_dev`` (STS
+            Benchmark dev Spearman) or ``heldout_cosine`` (mean cosine to the teacher on the
+            held-out sample); ``None``: ``sts_dev`` when STS-B dev pairs are given, else
+            ``heldout_cosine``.
+        load_best_model_at_end: Extra: end with the weights of the best evaluated step, step 0
+            (the untrained student) included, so a run that only makes the student worse ends
+            with the student it started from; ``False`` keeps the last step.
+        allow_regression: Extra: push the student even when its STS-B dev score is more than
+            0.2 points below the untrained student's (refused otherwise; see
+            :mod:`embedding_distillation.evaluation.regression`).
         seed: Extra: random seed for initialisation and shuffling.
         split: Extra: split to read when the dataset is a Hub id or folder with several.
         resume_from_checkpoint: Extra: continue an interrupted run from a checkpoint folder in
@@ -130,6 +159,14 @@ class EmbeddingTrainerConfig:
     gradient_checkpointing: bool = False
     device: str = "auto"
     projection: Projection = "learned"
+    projection_init: ProjectionInit = "orthogonal"
+    projection_warmup_steps: int = 0
+    projection_learning_rate: float | None = None
+    similarity_weight: float = 0.0
+    eval_steps: int | None = None
+    metric_for_best_model: BestMetric | None = None
+    load_best_model_at_end: bool = True
+    allow_regression: bool = False
     seed: int = 42
     split: str = "train"
     resume_from_checkpoint: str | bool | None = None
@@ -157,6 +194,7 @@ class EmbeddingTrainerConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}.")
+        _check_training_extras(self)
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio!r}.")
         if self.push_to_hub and not self.hub_model_id:
@@ -245,6 +283,45 @@ class EmbeddingTrainerConfig:
 def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}.")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_training_extras(config: EmbeddingTrainerConfig) -> None:
+    """The head, similarity and in-training evaluation options (bool is not a number here)."""
+    _check_choice("projection_init", config.projection_init, get_args(ProjectionInit))
+    if config.metric_for_best_model is not None:
+        _check_choice("metric_for_best_model", config.metric_for_best_model, get_args(BestMetric))
+    warmup = config.projection_warmup_steps
+    if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+        raise ValueError(
+            f"projection_warmup_steps must be an integer >= 0, got {warmup!r}: the number of "
+            "first optimizer steps that train the projection alone (0 = off)."
+        )
+    head_lr = config.projection_learning_rate
+    if head_lr is not None and not (_is_number(head_lr) and head_lr >= 0):
+        raise ValueError(
+            f"projection_learning_rate must be a number >= 0 or null, got {head_lr!r}; null "
+            "trains the projection at learning_rate, 0 keeps it where it started."
+        )
+    weight = config.similarity_weight
+    if not (_is_number(weight) and weight >= 0):
+        raise ValueError(
+            f"similarity_weight must be a number >= 0, got {weight!r}; 0 turns the "
+            "similarity-matrix term off."
+        )
+    for name in ("load_best_model_at_end", "allow_regression"):
+        value = getattr(config, name)
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}.")
+    steps = config.eval_steps
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(
+            f"eval_steps must be a positive integer or null, got {steps!r}; null evaluates "
+            "before the first and after the last step only."
+        )
 
 
 def _check_static_options(config: EmbeddingTrainerConfig) -> None:

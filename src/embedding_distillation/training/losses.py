@@ -1,8 +1,14 @@
 """The distillation losses and the collator that hands them every stored target of a row.
 
-The embedding term is the sentence-transformers ``MSELoss``/``EmbedDistillLoss(cosine)``.
-``HiddenStateDistillLoss`` adds what sentence-transformers lacks: matching mean-pooled student
-layers to teacher layers stored by ``output_type: hidden_states``, in the same forward pass.
+The embedding term is the sentence-transformers ``MSELoss``/``EmbedDistillLoss(cosine)``. Two
+terms sentence-transformers lacks are added here, in the same forward pass:
+
+- the similarity term (``similarity_weight``): the MSE between the in-batch cosine-similarity
+  matrices of student and teacher, as in Jasper/Stella's and NeMo's score distillation; it
+  asks the student to keep the teacher's relations between texts rather than only its
+  coordinates (:class:`SimilarityDistillLoss`);
+- the hidden-state term (``hidden_state_layer_map``): mean-pooled student layers matched to
+  teacher layers stored by ``output_type: hidden_states`` (:class:`HiddenStateDistillLoss`).
 """
 
 import logging
@@ -79,6 +85,53 @@ def check_layer_map(model: SentenceTransformer, layer_map: dict[int, int]) -> No
         )
 
 
+def similarity_matrix_loss(student: Tensor, teacher: Tensor) -> Tensor:
+    """MSE between the cosine-similarity matrices of a batch: ``mean((S S^T - T T^T)^2)``.
+
+    Args:
+        student: Student embeddings (batch, dim_s); rows are normalised here.
+        teacher: Teacher embeddings (batch, dim_t), any width; rows are normalised here.
+    """
+    # float32 even under bf16 autocast: bf16 steps of ~0.004 near 1 are the size of the
+    # student-teacher similarity gaps this term is there to close.
+    with torch.autocast(device_type=student.device.type, enabled=False):
+        unit_student = nn.functional.normalize(student.float(), dim=-1)
+        unit_teacher = nn.functional.normalize(teacher.float(), dim=-1)
+        return nn.functional.mse_loss(
+            unit_student @ unit_student.T, unit_teacher @ unit_teacher.T
+        )  # over (batch, batch)
+
+
+class SimilarityDistillLoss(nn.Module):
+    """The embedding loss plus ``weight`` x :func:`similarity_matrix_loss`, logged apart.
+
+    Args:
+        model: The student.
+        embedding_loss: ``MSELoss``/``EmbedDistillLoss`` for the embedding target.
+        weight: Factor of the similarity term (> 0).
+    """
+
+    def __init__(
+        self, model: SentenceTransformer, *, embedding_loss: EmbedDistillLoss, weight: float
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.embedding_loss = embedding_loss
+        self.weight = float(weight)
+
+    def forward(
+        self, sentence_features: Iterable[dict[str, Tensor]], labels: Tensor
+    ) -> dict[str, Tensor]:
+        """Both terms for one batch of a single text column."""
+        features = next(iter(sentence_features))
+        embedding = self.model(features)["sentence_embedding"]  # (batch, dim)
+        labels = labels.detach()
+        return {
+            "embedding": self.embedding_loss.compute_loss_from_embeddings([embedding], [labels]),
+            "similarity": self.weight * similarity_matrix_loss(embedding, labels),
+        }
+
+
 class HiddenStateDistillLoss(nn.Module):
     """Embedding loss plus ``weight`` x the mean MSE of mapped, mean-pooled student layers.
 
@@ -97,6 +150,7 @@ class HiddenStateDistillLoss(nn.Module):
         layer_map: ``{student_layer: teacher_layer}``.
         teacher_dims: ``{teacher_layer: width}`` of the stored teacher columns.
         weight: Factor of the hidden-state term.
+        similarity_weight: Factor of the similarity term on the embedding target (0 = off).
     """
 
     def __init__(
@@ -108,6 +162,7 @@ class HiddenStateDistillLoss(nn.Module):
         layer_map: dict[int, int],
         teacher_dims: dict[int, int],
         weight: float,
+        similarity_weight: float = 0.0,
     ) -> None:
         super().__init__()
         check_layer_map(model, layer_map)
@@ -117,6 +172,7 @@ class HiddenStateDistillLoss(nn.Module):
         self.layer_map = dict(layer_map)
         self.teacher_dims = {t: teacher_dims[t] for t in layer_map.values()}
         self.weight = float(weight)
+        self.similarity_weight = float(similarity_weight)
         transformer: Any = model[0]
         self._hf_config = transformer.auto_model.config
         self._transformer = transformer
@@ -155,9 +211,14 @@ class HiddenStateDistillLoss(nn.Module):
         losses: dict[str, Tensor] = {}
         if self.embedding_loss is not None:
             embedding = output["sentence_embedding"]  # (batch, student_dim)
+            target = labels[:, : self.target_dim]
             losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
-                [embedding], [labels[:, : self.target_dim]]
+                [embedding], [target]
             )
+            if self.similarity_weight:
+                losses["similarity"] = self.similarity_weight * similarity_matrix_loss(
+                    embedding, target
+                )
         hidden = output["all_layer_embeddings"]  # (layers + 1) x (batch, seq, width)
         offset = self.target_dim
         terms = []
@@ -215,7 +276,8 @@ def build_loss(
 
     Args:
         model: The student, already shaped to the target.
-        config: The training options (``loss_type``, ``hidden_state_layer_map``, weight).
+        config: The training options (``loss_type``, ``similarity_weight``,
+            ``hidden_state_layer_map``, ``hidden_state_weight``).
         target_dim: Width of the embedding target, ``None`` when the rows have none.
         teacher_dims: ``{teacher_layer: width}`` of the stored hidden-state columns.
     """
@@ -225,8 +287,19 @@ def build_loss(
             embedding_loss = MSELoss(model)
         else:
             embedding_loss = EmbedDistillLoss(model, distance_metric="cosine")
+    if target_dim is None and config.similarity_weight:
+        logger.warning(
+            "similarity_weight %g is ignored: the rows have no %r embeddings to take the "
+            "teacher's similarities from (the hidden-state term trains alone).",
+            config.similarity_weight,
+            config.target_column,
+        )
     if config.hidden_state_layer_map is None:
         assert embedding_loss is not None, "rows without a target need a hidden-state map"
+        if config.similarity_weight:
+            return SimilarityDistillLoss(
+                model, embedding_loss=embedding_loss, weight=config.similarity_weight
+            )
         return embedding_loss
     return HiddenStateDistillLoss(
         model,
@@ -235,6 +308,7 @@ def build_loss(
         layer_map=config.hidden_state_layer_map,
         teacher_dims=teacher_dims or {},
         weight=config.hidden_state_weight,
+        similarity_weight=config.similarity_weight,
     )
 
 

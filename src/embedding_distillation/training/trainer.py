@@ -6,12 +6,12 @@ precision, checkpoints and DDP come from there; activation checkpointing from
 and ``EmbedDistillLoss(cosine)``.
 """
 
+import functools
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from datasets import Dataset
 from sentence_transformers import (
@@ -19,7 +19,6 @@ from sentence_transformers import (
     SentenceTransformerTrainer,
     SentenceTransformerTrainingArguments,
 )
-from sentence_transformers.sentence_transformer.modules import Dense, Normalize
 from transformers import TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
@@ -44,15 +43,18 @@ from embedding_distillation.training.losses import (
     load_loss_state,
     target_columns,
 )
-from embedding_distillation.training.pca import fit_pca, inverse_pca_dense
+from embedding_distillation.training.projection import add_projection, projection_parameters
 from embedding_distillation.training.sampler import LengthGroupedBatchSampler, text_lengths
 from embedding_distillation.training.static import load_static_student
 from embedding_distillation.training.student_init import keep_layers
+from embedding_distillation.training.tracking import (
+    TrainingEvaluation,
+    best_step_tracker,
+    build_evaluator,
+    evaluation_curve,
+)
 
 logger = logging.getLogger(__name__)
-
-# Rows used to initialise a student-to-target projection by least squares.
-PROJECTION_FIT_ROWS = 2048
 
 
 def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int | None:
@@ -163,9 +165,10 @@ def prepare_student(
         config: The training options.
         target_dim: Size of the target embeddings; ``None`` when training on hidden states only
             (the student is then kept as it is).
-        fit_data: Training rows; when a projection is added, its weights start from the least
-            squares fit of student embeddings to targets on up to ``PROJECTION_FIT_ROWS`` of them
-            (``learned``), or hold the PCA of the targets (``pca``, required then).
+        fit_data: Training rows; when a projection is added, its weights start from a fit of
+            the student's embeddings to the targets on up to ``PROJECTION_FIT_ROWS`` of them, as
+            ``projection_init`` says (``learned``), or hold the PCA of the targets (``pca``,
+            required then).
         shape_only: Passed to :func:`load_student` (the dry run).
     """
     torch.manual_seed(config.seed)
@@ -193,123 +196,26 @@ def prepare_student(
     return add_projection(model, target_dim, config, fit_data, always=always)
 
 
-def add_projection(
-    model: SentenceTransformer,
-    target_dim: int,
-    config: EmbeddingTrainerConfig,
-    fit_data: Dataset | None = None,
-    *,
-    always: bool = False,
-) -> SentenceTransformer:
-    """Insert a ``Dense(student_dim -> target_dim)`` before Normalize when sizes differ.
+def training_steps(config: EmbeddingTrainerConfig, num_rows: int) -> int:
+    """Optimizer steps of a run on ``num_rows`` rows.
 
-    ``projection: learned`` makes it trainable (least-squares start when ``fit_data`` is given);
-    ``pca`` makes it the frozen inverse of a PCA of the targets in ``fit_data``. With
-    ``always``, the projection is added when the sizes match too (not with ``none``).
+    Under torchrun each of ``world_size()`` processes takes ``batch_size`` rows per step.
     """
-    student_dim = model.get_embedding_dimension()
-    assert student_dim is not None, "a pooled model has an embedding dimension"
-    if student_dim == target_dim and (not always or config.projection == "none"):
-        return model
-    if config.projection == "none":
-        raise ValueError(
-            f"The student outputs {student_dim}-d embeddings but the target "
-            f"{config.target_column!r} is {target_dim}-d. Set projection: learned to add a "
-            "trainable Dense projection, or pick a student/target of the same size."
-        )
-    modules = list(model)
-    normalize_at = next(
-        (i for i, m in enumerate(modules) if isinstance(m, Normalize)), len(modules)
-    )
-    if config.projection == "pca":
-        projection = pca_projection(student_dim, target_dim, config, fit_data, model.device)
-        modules.insert(normalize_at, projection)
-        return SentenceTransformer(modules=modules, device=str(model.device))
-    projection = Dense(student_dim, target_dim, activation_function=torch.nn.Identity())
-    projection.to(model.device)
-    if fit_data is not None:
-        trunk = SentenceTransformer(modules=modules[:normalize_at], device=str(model.device))
-        fit_projection(projection, trunk, fit_data, config)
-    modules.insert(normalize_at, projection)
-    logger.info(
-        "The student outputs %d-d embeddings and the target is %d-d: added a learned "
-        "Dense(%d -> %d) projection (saved with the model)%s.",
-        student_dim,
-        target_dim,
-        student_dim,
-        target_dim,
-        ", initialised by least squares" if fit_data is not None else "",
-    )
-    return SentenceTransformer(modules=modules, device=str(model.device))
-
-
-def pca_projection(
-    student_dim: int,
-    target_dim: int,
-    config: EmbeddingTrainerConfig,
-    fit_data: Dataset | None,
-    device: torch.device,
-) -> Dense:
-    """The frozen inverse-PCA ``Dense(student_dim -> target_dim)`` for ``projection: pca``."""
-    if student_dim > target_dim:
-        raise ValueError(
-            f"projection 'pca' reduces the teacher's {target_dim}-d targets to the student's "
-            f"size, but the student outputs {student_dim}-d embeddings, more than the target. "
-            "Use projection: learned, or a student no wider than the target."
-        )
-    if fit_data is None:
-        raise ValueError(
-            "projection 'pca' is fitted on the training targets: pass the training rows as "
-            "fit_data to prepare_student."
-        )
-    mean, components, explained = fit_pca(fit_data, config.target_column, student_dim)
-    logger.info(
-        "The student outputs %d-d embeddings and the target is %d-d: added a frozen "
-        "Dense(%d -> %d) holding the inverse of a PCA of the targets (saved with the model); "
-        "the student's own output learns the top %d principal components, which explain "
-        "%.1f%% of the target variance.",
-        student_dim,
-        target_dim,
-        student_dim,
-        target_dim,
-        student_dim,
-        100 * explained,
-    )
-    return inverse_pca_dense(mean, components, device)
-
-
-def fit_projection(
-    projection: Dense, trunk: SentenceTransformer, data: Dataset, config: EmbeddingTrainerConfig
-) -> None:
-    """Set ``projection`` to the ridge least-squares map from ``trunk`` outputs to the targets.
-
-    A random projection makes the first epoch spend its steps aligning two spaces; this closed
-    form starts training where a linear map already agrees with the teacher as well as it can.
-    """
-    rows = data.select(range(min(len(data), PROJECTION_FIT_ROWS)))
-    inputs = trunk.encode(
-        rows[config.text_column], batch_size=config.batch_size, convert_to_tensor=True
-    ).float()  # (rows, student_dim)
-    targets = torch.from_numpy(
-        np.array(rows.with_format("numpy")[config.target_column], dtype=np.float32)
-    ).to(inputs.device)  # (rows, target_dim)
-    design = torch.cat([inputs, torch.ones_like(inputs[:, :1])], dim=1)  # bias column
-    gram = design.T @ design
-    ridge = 1e-3 * gram.diagonal().mean() * torch.eye(gram.shape[0], device=gram.device)
-    solution = torch.linalg.solve(gram + ridge, design.T @ targets)  # (student_dim + 1, target)
-    with torch.no_grad():
-        projection.linear.weight.copy_(solution[:-1].T)
-        projection.linear.bias.copy_(solution[-1])
+    return math.ceil(num_rows / (config.batch_size * world_size())) * config.num_epochs
 
 
 def training_arguments(
-    config: EmbeddingTrainerConfig, num_rows: int
+    config: EmbeddingTrainerConfig, num_rows: int, *, evaluate: bool = False
 ) -> SentenceTransformerTrainingArguments:
-    """Map the config onto the Hugging Face/sentence-transformers training arguments."""
-    # Under torchrun each of world_size() processes takes batch_size rows per step.
-    steps = math.ceil(num_rows / (config.batch_size * world_size())) * config.num_epochs
+    """Map the config onto the Hugging Face/sentence-transformers training arguments.
+
+    With ``evaluate``, the student is evaluated before the first step and every
+    ``eval_steps`` (the last step is added by :class:`~.tracking.BestStepCallback`).
+    """
+    steps = training_steps(config, num_rows)
     # Floor, not ceil: a run of a few steps must not spend them all at learning rate 0.
     warmup_steps = int(config.warmup_ratio * steps)
+    every = config.eval_steps if evaluate else None
     compute = config.compute
     device = resolve_device(compute.device)  # "auto" too: the trainer must know it is a CPU
     return SentenceTransformerTrainingArguments(
@@ -325,6 +231,9 @@ def training_arguments(
         torch_compile=compute.compile_model,
         save_strategy="steps",
         save_steps=config.save_steps,
+        eval_strategy="steps" if every is not None else "no",
+        eval_steps=every,
+        eval_on_start=evaluate and not config.resume_from_checkpoint,  # evaluated before
         logging_steps=config.logging_steps,
         seed=config.seed,
         use_cpu=device.type == "cpu",
@@ -383,18 +292,35 @@ class CheckpointPushCallback(TrainerCallback):
 
 
 class DistillationTrainer(SentenceTransformerTrainer):
-    """The sentence-transformers trainer, with length-grouped batches when asked.
+    """The sentence-transformers trainer, with length-grouped batches and a head of its own.
 
     Args:
         length_column: Text column whose lengths group the batches
             (:class:`~embedding_distillation.training.sampler.LengthGroupedBatchSampler`);
             ``None`` keeps the trainer's own random batches.
+        head: The projection head's parameters (:func:`~.projection.projection_parameters`):
+            with ``head_learning_rate`` they get their own optimizer group, and with
+            ``head_warmup_steps`` they train alone for that many first steps.
+        head_learning_rate: The head's peak learning rate (``None``: the run's).
+        head_warmup_steps: First steps during which every other parameter has learning rate 0
+            (AdamW then leaves it exactly as it is); their own warm-up and decay start after.
         *args: Passed to ``SentenceTransformerTrainer``.
         **kwargs: Passed to ``SentenceTransformerTrainer``.
     """
 
-    def __init__(self, *args: Any, length_column: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        length_column: str | None = None,
+        head: list[torch.nn.Parameter] | None = None,
+        head_learning_rate: float | None = None,
+        head_warmup_steps: int = 0,
+        **kwargs: Any,
+    ) -> None:
         self.length_column = length_column
+        self.head = list(head or [])
+        self.head_learning_rate = head_learning_rate
+        self.head_warmup_steps = head_warmup_steps
         super().__init__(*args, **kwargs)
 
     def get_batch_sampler(
@@ -420,15 +346,90 @@ class DistillationTrainer(SentenceTransformerTrainer):
             seed=seed,
         )
 
+    def create_optimizer(self, model: Any = None) -> torch.optim.Optimizer:
+        """The trainer's AdamW groups, with the head's parameters moved into groups of their own."""
+        optimizer = super().create_optimizer(model)
+        if self.head and (self.head_learning_rate is not None or self.head_warmup_steps):
+            split_head_groups(optimizer, self.head, self.head_learning_rate)
+        return optimizer
+
+    def create_scheduler(
+        self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None
+    ) -> Any:
+        """Linear warm-up and decay; with a head warm-up, the other groups start after it."""
+        if not (self.head and self.head_warmup_steps):
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            optimizer = optimizer or self.optimizer
+            assert optimizer is not None, "the trainer creates the optimizer first"
+            warmup = self.args.get_warmup_steps(num_training_steps)
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer,
+                [
+                    functools.partial(
+                        linear_schedule,
+                        start=0 if group.get(HEAD_GROUP) else self.head_warmup_steps,
+                        warmup=warmup,
+                        total=num_training_steps,
+                    )
+                    for group in optimizer.param_groups
+                ],
+            )
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+
+HEAD_GROUP = "projection_head"  # marks the optimizer groups of the projection head
+
+
+def split_head_groups(
+    optimizer: torch.optim.Optimizer, head: list[torch.nn.Parameter], learning_rate: float | None
+) -> None:
+    """Move ``head`` out of each optimizer group into a twin group marked ``HEAD_GROUP``."""
+    head_ids = {id(parameter) for parameter in head}
+    for group in list(optimizer.param_groups):
+        moved = [p for p in group["params"] if id(p) in head_ids]
+        if not moved:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in head_ids]
+        twin = {k: v for k, v in group.items() if k != "params"}
+        if learning_rate is not None:
+            twin["lr"] = learning_rate
+        optimizer.add_param_group({**twin, "params": moved, HEAD_GROUP: True})
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+
+
+def linear_schedule(step: int, *, start: int, warmup: int, total: int) -> float:
+    """The learning-rate factor of ``step``: 0 before ``start``, then warm-up and decay.
+
+    Linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``; with
+    ``start=0`` it is transformers' linear schedule.
+    """
+    step -= start
+    if step < 0:
+        return 0.0
+    if step < warmup:
+        return step / max(1, warmup)
+    return max(0.0, (total - start - step) / max(1, total - start - warmup))
+
 
 def train_student(
-    model: SentenceTransformer, dataset: Dataset, config: EmbeddingTrainerConfig
+    model: SentenceTransformer,
+    dataset: Dataset,
+    config: EmbeddingTrainerConfig,
+    evaluation: TrainingEvaluation | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on ``dataset`` and return the training metrics.
 
+    With ``evaluation`` data, the student is evaluated before the first step, every
+    ``eval_steps`` and after the last step, and (``load_best_model_at_end``) ends with the
+    weights of the best evaluated step (:mod:`.tracking`).
+
     Returns:
         ``train_loss`` (mean over the run), ``train_runtime`` (s), ``train_samples_per_second``,
-        ``global_step`` and ``log_history`` (the trainer's logged entries).
+        ``global_step``, ``log_history`` (the trainer's logged entries) and, with evaluation,
+        ``evaluations`` (``[{step, sts_dev, heldout_cosine, seconds}]``), ``best_step``,
+        ``best_metric``, ``kept_step`` and ``evaluation_seconds``.
     """
     has_target = config.target_column in dataset.column_names
     targets = target_columns(config, has_target)
@@ -438,29 +439,43 @@ def train_student(
         teacher_dims = hidden_state_dims(dataset, config)
     target_dim = len(dataset[0][config.target_column]) if has_target else None
     loss = build_loss(model, config, target_dim, teacher_dims)
+    evaluation = evaluation or TrainingEvaluation()
+    evaluator = build_evaluator(model, evaluation, config)
+    tracker = best_step_tracker(
+        config, evaluation, resume_folder(config) if config.resume_from_checkpoint else None
+    )
+    head = projection_parameters(model)
+    _warn_about_settings(config, len(train_data), has_head=bool(head), evaluating=bool(tracker))
     if config.compute.gradient_checkpointing:
         # Here rather than through the training arguments, which reach only the architectures
         # that transformers checkpoints (not MPNet); see training/checkpointing.py.
         enable_activation_checkpointing(model)
     trainer = DistillationTrainer(
         model=model,
-        args=training_arguments(config, len(train_data)),
+        args=training_arguments(config, len(train_data), evaluate=evaluator is not None),
         train_dataset=train_data,
         loss=loss,
+        evaluator=evaluator,
         data_collator=TargetsCollator(preprocess_fn=model.preprocess, target_columns=targets),
         length_column=config.text_column if config.group_by_length else None,
+        head=head,
+        head_learning_rate=config.projection_learning_rate,
+        head_warmup_steps=config.projection_warmup_steps,
     )
     if isinstance(loss, HiddenStateDistillLoss):
         trainer.add_callback(LossStateCallback(loss))
+    if tracker is not None:
+        trainer.add_callback(tracker)
     if config.push_checkpoints:
         trainer.add_callback(CheckpointPushCallback(config))
     logger.info(
-        "Training %d rows x %d epochs (batch %d, %s loss, targets %s%s)",
+        "Training %d rows x %d epochs (batch %d, %s loss, targets %s%s%s)",
         len(train_data),
         config.num_epochs,
         config.batch_size,
         config.loss_type,
         list(targets),
+        f", similarity weight {config.similarity_weight:g}" if config.similarity_weight else "",
         f", hidden-state weight {config.hidden_state_weight}"
         if config.hidden_state_layer_map
         else "",
@@ -477,11 +492,58 @@ def train_student(
     finally:
         if isinstance(loss, HiddenStateDistillLoss):
             loss.restore_inputs()
-    return {
+    log_history = list(trainer.state.log_history)
+    metrics: dict[str, Any] = {
         "train_loss": float(result.training_loss),
         "train_runtime": float(result.metrics.get("train_runtime", 0.0)),
         "train_samples_per_second": float(result.metrics.get("train_samples_per_second", 0.0)),
         "global_step": int(result.global_step),
         "world_size": int(trainer.args.world_size),  # processes that shared the batches (DDP)
-        "log_history": list(trainer.state.log_history),
+        "log_history": log_history,
     }
+    if tracker is not None:
+        curve = evaluation_curve(log_history)
+        metrics |= {
+            "evaluations": curve,
+            "best_metric": tracker.metric,
+            "best_step": tracker.best_step,
+            "kept_step": tracker.best_step
+            if config.load_best_model_at_end
+            else metrics["global_step"],
+            "evaluation_seconds": sum(point.get("seconds", 0.0) for point in curve),
+        }
+    return metrics
+
+
+def _warn_about_settings(
+    config: EmbeddingTrainerConfig, num_rows: int, *, has_head: bool, evaluating: bool
+) -> None:
+    """Warn of settings the run cannot honour.
+
+    Head options without a head, a head warm-up or ``eval_steps`` as long as the run.
+    """
+    steps = training_steps(config, num_rows)
+    if not has_head and (
+        config.projection_warmup_steps or config.projection_learning_rate is not None
+    ):
+        logger.warning(
+            "projection_warmup_steps and projection_learning_rate apply to a projection head, "
+            "and this student has none (its output already has the target's width): they are "
+            "ignored."
+        )
+    elif config.projection_warmup_steps and config.projection_warmup_steps >= steps:
+        logger.warning(
+            "projection_warmup_steps is %d but the run has %d steps: only the projection "
+            "trains, the student's own weights never move. Set it below %d.",
+            config.projection_warmup_steps,
+            steps,
+            steps,
+        )
+    if evaluating and config.eval_steps is not None and config.eval_steps > steps:
+        logger.warning(
+            "eval_steps is %d but the run has %d steps: the student is evaluated before the "
+            "first and after the last step only. Set eval_steps below %d to see it in between.",
+            config.eval_steps,
+            steps,
+            steps,
+        )

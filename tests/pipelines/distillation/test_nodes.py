@@ -95,9 +95,13 @@ def test_train_and_evaluate_nodes(tmp_path, embeddings, teacher_dense, student):
         "output_dir": str(tmp_path),
         "loss_type": "cosine",
     }
-    model, training = train_student_model(embeddings, params, {"device": "cpu"})
+    heldout = embeddings.select(range(8))
+    model, training = train_student_model(embeddings, heldout, STS_PAIRS, params, {"device": "cpu"})
     assert model.get_embedding_dimension() == 40
     assert training["global_step"] == 4
+    # Evaluated before the first and after the last step; best by STS-B dev (its pairs given).
+    assert [point["step"] for point in training["evaluations"]] == [0, 4]
+    assert training["best_metric"] == "sts_dev"
     metrics = _evaluate(model, embeddings.select(range(8)), training, params, teacher_dense)
     assert metrics["heldout_rows"] == 8
     assert "heldout" not in metrics["student_before"]  # 32-d student vs 40-d target
@@ -120,7 +124,7 @@ def test_evaluate_node_compares_a_cut_student_with_its_untrained_cut(embeddings,
 def test_train_node_takes_precision_from_compute(embeddings, student):
     with pytest.raises(ValueError, match="use_fp16 and compute.use_bf16 are both true"):
         train_student_model(
-            embeddings, {"student_model": student}, {"use_fp16": True, "use_bf16": True}
+            embeddings, None, None, {"student_model": student}, {"use_fp16": True, "use_bf16": True}
         )
 
 
@@ -128,12 +132,16 @@ def test_plan_model_push_follows_push_to_hub(student):
     model = object()
     metrics = {"student_after": {"mean_cosine": 0.9}}
     teacher = _provenance("org/teacher", repo_id="alice/emb")
-    plain = plan_model_push(model, NO_EXPORTS, metrics, {"student_model": student}, teacher, {})
+    report = "# Distillation report\n\n**Distillation improved the student: STS-B ...**\n"
+    plain = plan_model_push(
+        model, NO_EXPORTS, metrics, report, {"student_model": student}, teacher, {}
+    )
     assert plain.repo_id is None
     request = plan_model_push(
         model,
         NO_EXPORTS,
         metrics,
+        report,
         {
             "student_model": student,
             "push_to_hub": True,
@@ -147,12 +155,15 @@ def test_plan_model_push_follows_push_to_hub(student):
     assert request.card.teacher_model == "org/teacher"
     assert request.card.training_data == "alice/emb"
     assert request.card.metrics == metrics
+    assert request.card.report == report  # the card carries the report
     assert request.card.training_config["hub_token"] is None
 
 
 def test_the_model_card_names_the_local_embeddings_version_without_a_repo(student):
     provenance = _provenance("org/teacher", version="2026-01-01T00.00.00.000Z", corpus="news")
-    request = plan_model_push(object(), NO_EXPORTS, {}, {"student_model": student}, provenance, {})
+    request = plan_model_push(
+        object(), NO_EXPORTS, {}, "", {"student_model": student}, provenance, {}
+    )
     assert request.card.training_data == (
         "teacher_embeddings version 2026-01-01T00.00.00.000Z (news, 50 rows; local)"
     )
@@ -180,7 +191,7 @@ def test_hidden_state_rows_train_and_evaluate_against_the_deepest_mapped_layer(
     train, heldout, _ = split_embeddings(
         _stored(rows, teacher_plain), {"heldout_fraction": 0.2}, {}
     )
-    model, training = train_student_model(train, params, {"device": "cpu"})
+    model, training = train_student_model(train, heldout, None, params, {"device": "cpu"})
     assert model.get_embedding_dimension() == 32  # no projection without an embedding target
     logged = [e for e in training["log_history"] if "loss" in e]
     assert logged and all("hidden_state" in e and "embedding" not in e for e in logged)
@@ -201,7 +212,7 @@ def test_pca_projection_keeps_the_student_comparable_with_the_teacher(
         "output_dir": str(tmp_path),
         "projection": "pca",
     }
-    model, training = train_student_model(embeddings, params, {"device": "cpu"})
+    model, training = train_student_model(embeddings, None, None, params, {"device": "cpu"})
     assert [type(m).__name__ for m in model] == ["Transformer", "Pooling", "Dense", "Normalize"]
     assert not any(p.requires_grad for p in model[2].parameters())
     metrics = _evaluate(model, embeddings.select(range(8)), training, params, teacher_dense)
@@ -212,6 +223,8 @@ def test_bad_hidden_state_map_stops_the_train_node_before_loading(tmp_path, embe
     with pytest.raises(ValueError, match=r"needs teacher column\(s\) \['hidden_state_layer_4'\]"):
         train_student_model(
             embeddings,
+            None,
+            None,
             {"student_model": "does/not-exist", "hidden_state_layer_map": {1: 4}},
             {"device": "cpu"},
         )
@@ -282,7 +295,7 @@ def test_evaluate_node_scores_every_model_on_the_sts_benchmark(embeddings, teach
         "student_before/model",
         "student_after/model",
     ]
-    assert "% of the teacher's STS Benchmark score" in write_report(metrics)
+    assert f"the student keeps {after['percent_of_teacher']:.1f} % of it" in write_report(metrics)
 
 
 def test_missing_sts_pairs_are_one_log_line(embeddings, student, caplog):
@@ -302,6 +315,78 @@ def test_missing_sts_pairs_are_one_log_line(embeddings, student, caplog):
         "`python -m embedding_distillation.demo` fetches them."
     ]
     assert "sts_benchmark" not in metrics["student_after"]
+
+
+RETRIEVAL_SET = Dataset.from_dict(
+    {
+        "id": ["0", "1", "2", "3"],
+        "title": ["Cat", "Dog", "Rain", "Music"],
+        "query": ["small cat", "a dog", "rain and snow", "music"],
+        "document": ["the cat sleeps", "a dog runs", "rain snow night", "music book"],
+    }
+)
+
+
+def test_evaluate_node_runs_the_retrieval_task_and_caches_the_fixed_models(
+    embeddings, teacher_dense, student, student_dense, tmp_path
+):
+    from sentence_transformers import SentenceTransformer
+
+    cache = tmp_path / "cache"
+    evaluation = {"speed_texts": 4, "retrieval_max_articles": 3, "embedding_cache_dir": str(cache)}
+    metrics, runs = evaluate_student(
+        SentenceTransformer(student_dense, device="cpu"),  # 40-d, as wide as the teacher
+        NO_EXPORTS,
+        embeddings.select(range(8)),
+        None,
+        None,
+        {},
+        {"student_model": student},  # the untrained student: 32-d
+        _provenance(teacher_dense),
+        {"device": "cpu", "batch_size": 8},
+        evaluation,
+        RETRIEVAL_SET,
+    )
+    assert metrics["retrieval_articles"] == 3
+    for key in metrics["models"]:
+        assert 0 <= metrics[key]["retrieval"]["ndcg_at_10"] <= 100
+        assert 0 <= metrics[key]["retrieval"]["recall_at_10"] <= 100
+    assert set(metrics["student_after"]["retrieval_teacher_index"]) == {
+        "ndcg_at_10",
+        "recall_at_10",
+        "seconds",
+        "percent_of_teacher",
+    }
+    assert "retrieval_teacher_index" not in metrics["student_before"]
+    assert [meta.name for meta, _ in runs] == [
+        "teacher/model",
+        "student_before/model",
+        "student_after/model",
+        "student_after+teacher_index/model",
+    ]
+    # One folder per fixed model (teacher, untrained student), none for the trained one.
+    assert len(list(cache.glob("model/*/VitalArticlesRetrieval/document"))) == 2
+    assert "teacher-index nDCG@10" in write_report(metrics)
+
+
+def test_missing_retrieval_rows_are_one_log_line(embeddings, student, caplog):
+    from sentence_transformers import SentenceTransformer
+
+    with caplog.at_level("INFO", logger="embedding_distillation"):
+        metrics = _evaluate(
+            SentenceTransformer(student, device="cpu"),
+            embeddings.select(range(4)),
+            {},
+            {"student_model": student},
+            student,
+        )
+    lines = [r.getMessage() for r in caplog.records if "retrieval" in r.getMessage()]
+    assert lines == [
+        "No retrieval rows (catalog entry retrieval_set): the report's retrieval columns are n/a. "
+        "`python -m embedding_distillation.demo` builds them."
+    ]
+    assert "retrieval" not in metrics["student_after"]
+    assert "retrieval_articles" not in metrics
 
 
 def test_split_node_refuses_an_unknown_mteb_task_before_training(embeddings):

@@ -21,12 +21,14 @@ from embedding_distillation.evaluation.metrics import (
     MtebResults,
     split_heldout,
 )
+from embedding_distillation.evaluation.regression import check_push, sts_dev_change
 from embedding_distillation.evaluation.report import render_report
 from embedding_distillation.evaluation.run import evaluate_distillation
 from embedding_distillation.export.config import ExportConfig
 from embedding_distillation.export.student_export import export_student
 from embedding_distillation.hub import ModelCardInfo
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.tracking import TrainingEvaluation, best_metric
 from embedding_distillation.training.trainer import (
     check_training_data,
     prepare_student,
@@ -53,16 +55,24 @@ def split_embeddings(
 
 def train_student_model(
     train_embeddings: Dataset,
+    heldout_embeddings: Dataset,
+    sts_benchmark_dev: Dataset | None,
     params: dict[str, Any],
     compute: dict[str, Any],
     hub_credentials: HubCredentials | None = None,
 ) -> tuple[SentenceTransformer, dict[str, Any]]:
-    """Training rows + options (+ the Hub token for checkpoint pushes) -> (student, metrics)."""
+    """Training rows + options (+ held-out rows, STS-B dev pairs) -> (student, metrics).
+
+    The student is evaluated on the held-out rows and STS-B dev pairs while it trains; the Hub
+    token is for checkpoint pushes.
+    """
     token = hub_credentials.token if hub_credentials is not None else None
     config = EmbeddingTrainerConfig.from_params(params, compute, hub_token=token)
+    evaluation = TrainingEvaluation(heldout=heldout_embeddings, sts_dev=sts_benchmark_dev)
+    best_metric(config, evaluation)  # a metric without its data fails before the student loads
     target_dim = check_training_data(train_embeddings, config)
     model = prepare_student(config, target_dim, train_embeddings)
-    return model, train_student(model, train_embeddings, config)
+    return model, train_student(model, train_embeddings, config, evaluation)
 
 
 def export_student_model(
@@ -100,8 +110,14 @@ def evaluate_student(
     provenance: dict[str, Any],
     compute: dict[str, Any],
     evaluation: dict[str, Any],
+    retrieval_set: Dataset | None = None,
+    sts_benchmark_dev: Dataset | None = None,
 ) -> tuple[dict[str, Any], MtebResults]:
-    """Trained student + held-out rows (+ gold, STS-B pairs) -> (metrics, mteb result files)."""
+    """Trained student + held-out rows (+ gold, STS-B, retrieval, dev pairs) -> (metrics, files).
+
+    With the STS-B dev pairs, the untrained and the trained student get their dev score, which
+    ``push_student_model``'s regression check compares.
+    """
     return evaluate_distillation(
         student_model,
         heldout_embeddings,
@@ -113,6 +129,8 @@ def evaluate_student(
         gold_pairs=gold_pairs,
         sts_pairs=sts_benchmark,
         exports=student_exports,
+        retrieval_rows=retrieval_set,
+        sts_dev_pairs=sts_benchmark_dev,
     )
 
 
@@ -120,22 +138,31 @@ def plan_model_push(
     student_model: SentenceTransformer,
     student_exports: StudentExport,
     distillation_metrics: dict[str, Any],
+    distillation_report: str,
     params: dict[str, Any],
     provenance: dict[str, Any],
     compute: dict[str, Any],
 ) -> ModelPush:
-    """Trained student + metrics + options -> a Hub push request (no repo unless push_to_hub).
+    """Trained student + metrics + report + options -> a Hub push request (none without push).
 
-    The request carries no token: ``student_model_hub`` takes it from the catalog's credentials.
+    The model card carries the report. A student that fell more than 0.2 STS-B dev points
+    below its untrained self is refused unless ``allow_regression`` (the report is written by
+    then). The request carries no token: ``student_model_hub`` takes it from the catalog's
+    credentials.
     """
     config = EmbeddingTrainerConfig.from_params(params, compute)
     repo_id = config.hub_model_id if config.push_to_hub else None
+    if repo_id is not None:
+        check_push(
+            sts_dev_change(distillation_metrics), repo_id=repo_id, allow=config.allow_regression
+        )
     embeddings = EmbeddingsProvenance.from_dict(provenance)
     card = ModelCardInfo(
         teacher_model=embeddings.teacher_model,
         training_data=embeddings.training_data,
         training_config=config.to_dict(),
         metrics=distillation_metrics,
+        report=distillation_report,
     )
     return ModelPush(
         model=student_model,
@@ -146,9 +173,9 @@ def plan_model_push(
 
 
 def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, Figure]:
-    """Metrics -> (loss curve, cosine histogram, quality-versus-speed) figures."""
+    """Metrics -> (training curves, cosine histogram, quality-versus-speed) figures."""
     return (
-        plots.loss_curve(distillation_metrics),
+        plots.training_curves(distillation_metrics),
         plots.cosine_histogram(distillation_metrics),
         plots.quality_vs_speed(distillation_metrics),
     )

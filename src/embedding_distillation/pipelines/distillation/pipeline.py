@@ -27,6 +27,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=train_student_model,
                 inputs=[
                     "train_embeddings",
+                    "heldout_embeddings",
+                    "sts_benchmark_dev",
                     "params:distillation",
                     "params:compute",
                     "hub_credentials",
@@ -58,6 +60,8 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "teacher_embeddings_provenance",
                     "params:compute",
                     "params:evaluation",
+                    "retrieval_set",
+                    "sts_benchmark_dev",
                 ],
                 outputs=["distillation_metrics", "mteb_results"],
                 name="evaluate_student",
@@ -68,6 +72,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "student_model",
                     "student_exports",
                     "distillation_metrics",
+                    "distillation_report",
                     "params:distillation",
                     "teacher_embeddings_provenance",
                     "params:compute",
@@ -78,7 +83,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=plot_report,
                 inputs="distillation_metrics",
-                outputs=["loss_curve_plot", "cosine_histogram_plot", "quality_speed_plot"],
+                outputs=["training_curves_plot", "cosine_histogram_plot", "quality_speed_plot"],
                 name="plot_report",
             ),
             Node(
