@@ -10,6 +10,7 @@ articles), the mean cosine to the teacher on 1,000 held-out rows, and the minute
     python -m embedding_distillation.demo                    # once: models, corpora, STS-B
     python benchmarks/quality_sweep.py prepare --rows 30000  # teacher embeddings (resumable)
     python benchmarks/quality_sweep.py cell NAME key=value   # one cell (EmbeddingTrainerConfig)
+    python benchmarks/quality_sweep.py cell --rows 0 NAME key=value  # on the demo's rows
     python benchmarks/quality_sweep.py table                 # the table of every cell run
 
 ``cell untrained`` measures the student before training (no key=value). Results go to
@@ -43,6 +44,7 @@ BASE = {
     "num_epochs": 1,
     "batch_size": 64,
     "learning_rate": 1e-4,
+    "loss_type": "cosine",  # as conf/base (the API's default is the seed's mse)
     "eval_steps": 100,
     "logging_steps": 50,
     "save_steps": 100_000,  # no checkpoints: a cell is short
@@ -220,7 +222,10 @@ def main() -> None:
     c.add_argument("name")
     c.add_argument("settings", nargs="*", help="EmbeddingTrainerConfig key=value")
     c.add_argument(
-        "--rows", type=int, default=30_000, help="large-corpus rows; 0: the demo's 2,700"
+        "--rows",
+        type=int,
+        default=30_000,
+        help="large-corpus rows; 0: the demo's 2,700 (give it before NAME)",
     )
     sub.add_parser("table")
     args = parser.parse_args()

@@ -33,8 +33,8 @@ DISTILLATION_NODES = [
     "export_student",
     "evaluate_student",
     "plot_report",
-    "push_student_model",
     "write_report",
+    "push_student_model",  # the model card carries the report
 ]
 
 

@@ -2,8 +2,9 @@
 
 The browser test drives Debian's Chromium through its matching chromedriver (selenium, no
 driver download). Install them with ``apt-get install -y chromium chromium-driver``. It also
-saves the screenshot of both pipelines that the docs show (``docs/assets/kedro-viz.png``): run
-``python -m pytest tests/test_viz.py -k chromium`` to refresh it after a pipeline changes.
+takes the screenshot of both pipelines that the docs show (``docs/assets/kedro-viz.png``), into
+a temporary folder so that a test run leaves the tree clean; after a pipeline changes, refresh
+the tracked file with ``ED_UPDATE_SCREENSHOT=1 python -m pytest tests/test_viz.py -k chromium``.
 """
 
 import base64
@@ -287,9 +288,13 @@ def test_kedro_viz_in_headless_chromium(viz_server, tmp_path):
         )
         driver.save_screenshot(str(tmp_path / "kedro-viz-metrics.png"))
 
+        screenshot = tmp_path / SCREENSHOT.name
         _save_pipeline_screenshot(
-            driver, viz_server.url, every_task | set(CATALOG_DATASETS), SCREENSHOT
+            driver, viz_server.url, every_task | set(CATALOG_DATASETS), screenshot
         )
+        assert screenshot.read_bytes().startswith(b"\x89PNG")
+        if os.environ.get("ED_UPDATE_SCREENSHOT"):
+            SCREENSHOT.write_bytes(screenshot.read_bytes())
     finally:
         driver.quit()
 
