@@ -63,7 +63,7 @@ def test_distillation_plan_counts_steps_and_names_the_projection(corpus, teacher
     )
     text = "\n".join(lines)
     assert "Transformer -> Pooling -> Dense -> Normalize" in text  # the added projection
-    assert "target: teacher_embedding_final (40-d), mse loss" in text
+    assert "target: teacher_embedding_final (40-d), mse loss\n" in text
     assert f"training: 45 rows, 2 epoch(s) of batch 8 = {math.ceil(45 / 8) * 2} steps" in text
     assert "evaluation: 5 held-out rows; no benchmark (no STS Benchmark pairs)" in text
     assert (
@@ -180,3 +180,12 @@ def test_distillation_plan_refuses_unknown_tasks_and_formats(
         plan_distillation(
             plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, evaluation, export
         )
+
+
+def test_the_plan_names_the_similarity_term(corpus, teacher_dense, student):
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    params = _distillation_params(student, similarity_weight=20.0)
+    lines = plan_distillation(plan.stand_in, plan.num_rows, params, COMPUTE, {})
+    assert (
+        "target: teacher_embedding_final (40-d), mse loss + 20 x in-batch similarity MSE" in lines
+    )

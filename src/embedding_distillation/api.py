@@ -257,8 +257,8 @@ class EmbeddingDistillationTrainer:
             ``train_loss`` and the other training metrics.
         """
         evaluation = TrainingEvaluation(heldout=eval_dataset, sts_dev=sts_dev)
-        if not evaluation.empty:
-            best_metric(self.config, evaluation)
+        if not evaluation.empty or self.config.metric_for_best_model is not None:
+            best_metric(self.config, evaluation)  # before any model is loaded
         data = load_corpus(dataset, split=self.config.split)
         if isinstance(data, IterableDataset):
             raise TypeError(
@@ -269,31 +269,51 @@ class EmbeddingDistillationTrainer:
         target_dim = check_training_data(data, self.config)
         model = prepare_student(self.config, target_dim, data)
         metrics = train_student(model, data, self.config, evaluation)
+        refused: ValueError | None = None
         if distributed.is_main():  # under torchrun every rank holds the same trained weights
             model.save(self.config.output_dir)
             logger.info("Saved the trained student to %s", self.config.output_dir)
             if self.config.push_to_hub:
-                assert self.config.hub_model_id is not None  # checked by the config
-                change = None
-                if sts_dev is not None:  # the same figures as the pipeline's check
-                    batch = self.config.compute.batch_size
-                    change = (
-                        sts_dev_spearman(load_student(self.config), sts_dev, batch),
-                        sts_dev_spearman(model, sts_dev, batch),
-                    )
-                check_push(
-                    change,
-                    repo_id=self.config.hub_model_id,
-                    allow=self.config.allow_regression,
-                    override="EmbeddingTrainerConfig(allow_regression=True)",
-                    dev_pairs="train(..., sts_dev=pairs)",
-                )
-                card = ModelCardInfo(
-                    training_data=dataset if isinstance(dataset, str) else _source_name(dataset),
-                    training_config=self.config.to_dict(),
-                    metrics=metrics,
-                )
-                push_model(model, self.config.hub_model_id, token=self.config.hub_token, card=card)
+                try:
+                    self._push(model, dataset, metrics, sts_dev)
+                except ValueError as error:  # a regression: raised once every rank is done
+                    refused = error
         distributed.barrier()  # the saved model is there for every rank after this
         self.model = model
+        if refused is not None:
+            raise refused
         return metrics
+
+    def _push(
+        self,
+        model: SentenceTransformer,
+        dataset: CorpusSource,
+        metrics: dict[str, Any],
+        sts_dev: Dataset | None,
+    ) -> None:
+        """Push the trained student, unless its STS-B dev fell below its untrained self's.
+
+        Raises:
+            ValueError: The student regressed and ``allow_regression`` is off.
+        """
+        assert self.config.hub_model_id is not None  # checked by the config
+        change = None
+        if sts_dev is not None:  # the same figures as the pipeline's check
+            batch = self.config.compute.batch_size
+            change = (
+                sts_dev_spearman(load_student(self.config), sts_dev, batch),
+                sts_dev_spearman(model, sts_dev, batch),
+            )
+        check_push(
+            change,
+            repo_id=self.config.hub_model_id,
+            allow=self.config.allow_regression,
+            override="EmbeddingTrainerConfig(allow_regression=True)",
+            dev_pairs="train(..., sts_dev=pairs)",
+        )
+        card = ModelCardInfo(
+            training_data=dataset if isinstance(dataset, str) else _source_name(dataset),
+            training_config=self.config.to_dict(),
+            metrics=metrics,
+        )
+        push_model(model, self.config.hub_model_id, token=self.config.hub_token, card=card)

@@ -155,6 +155,11 @@ def plan_distillation(
         f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
         *([_static_line(config, student)] if config.student_type == "static" else []),
         f"target: {config.target_column} ({target_dim}-d), {config.loss_type} loss"
+        + (
+            f" + {config.similarity_weight:g} x in-batch similarity MSE"
+            if config.similarity_weight
+            else ""
+        )
         if target_dim is not None
         else "target: the hidden-state term alone (no embedding column)",
         *(

@@ -254,6 +254,13 @@ def test_a_run_that_kept_step_zero_says_it_kept_the_untrained_student():
     )
 
 
+def test_a_kept_step_zero_below_the_untrained_student_blames_its_projection():
+    assert _change(82.03, 80.67, kept_step=0).startswith(
+        "**No training step beat step 0, so the run kept it, but its starting projection left "
+        "the student worse than it started on STS-B**: STS-B 82.03 -> 80.67 (-1.36)"
+    )
+
+
 def test_the_training_line_says_which_step_was_kept_and_the_dev_change():
     metrics = _metrics()
     metrics["training"] |= {
@@ -271,7 +278,7 @@ def test_the_training_line_says_which_step_was_kept_and_the_dev_change():
         "saved weights are step 4 of 7." in report
     )
     assert (
-        "STS-B dev (the split steps are chosen on; a Hub push is refused below 86.52): 86.72 -> "
+        "STS-B dev (the split steps are chosen on; push_to_hub refuses a student below 86.52): 86.72 -> "
         "86.90 (+0.18)." in report
     )
     metrics["training"]["kept_step"] = 0

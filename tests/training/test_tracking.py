@@ -200,6 +200,40 @@ def test_a_checkpoint_carries_the_best_step_to_a_resumed_run(tmp_path):
     assert torch.all(model.weight == 1.0)
 
 
+def test_a_checkpoint_folder_left_by_another_run_does_not_lend_its_weights(tmp_path, caplog):
+    model = torch.nn.Linear(2, 2)
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    torch.save(
+        {"weight": torch.full((2, 2), 9.0), "bias": torch.zeros(2)}, folder / BEST_WEIGHTS_FILE
+    )
+    callback = BestStepCallback("sts_dev", restore=True)
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    _evaluate(callback, model, 4, 0.9)  # this run's best step is the checkpoint's own
+
+    class Args:
+        output_dir = str(tmp_path)
+
+    callback.on_save(Args(), TrainerState(global_step=4), TrainerControl(), model=model)
+    assert not (folder / BEST_WEIGHTS_FILE).exists()
+
+    resumed = BestStepCallback("sts_dev", restore=True, resume_from=str(folder))
+    resumed.on_train_begin(None, TrainerState(global_step=4), TrainerControl(), model=model)
+    with torch.no_grad():
+        model.weight.fill_(5.0)  # later steps, none better
+    resumed.on_train_end(None, TrainerState(global_step=8), TrainerControl(), model=model)
+    assert torch.all(model.weight == 3.0)
+
+
+def test_resuming_from_a_checkpoint_without_a_best_step_warns(tmp_path, caplog):
+    (tmp_path / "checkpoint-4").mkdir()
+    callback = BestStepCallback("sts_dev", restore=True, resume_from=str(tmp_path / "checkpoint-4"))
+    callback.on_train_begin(None, TrainerState(global_step=4), TrainerControl(), model=None)
+    assert callback.best_step is None
+    assert "picked from the resumed part only, without the untrained student" in caplog.text
+
+
 def test_evaluation_curve_reads_the_trainer_log():
     log = [
         {"step": 0, METRIC_KEYS["sts_dev"]: 0.81, "eval_runtime": 1.5},
@@ -339,7 +373,10 @@ def test_head_options_without_a_head_are_ignored_with_a_warning(tmp_path, studen
     assert projection_parameters(model) == []
     with caplog.at_level(logging.WARNING, logger="embedding_distillation"):
         train_student(model, _random_rows(16, dim=32), config)
-    assert "this student has none (its output already has the target's width)" in caplog.text
+    assert (
+        "this student has none (its output already has the target's width, or projection is pca"
+        in caplog.text
+    )
 
 
 def test_a_projection_learning_rate_of_zero_keeps_the_head_where_it_started(tmp_path, student):

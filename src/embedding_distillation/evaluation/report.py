@@ -76,7 +76,7 @@ def _tracking_lines(metrics: dict[str, Any]) -> list[str]:
     after = _value(metrics.get(STUDENT, {}), ("sts_dev", "spearman"))
     if before is not None and after is not None:
         lines.append(
-            f"STS-B dev (the split steps are chosen on; a Hub push is refused below "
+            f"STS-B dev (the split steps are chosen on; push_to_hub refuses a student below "
             f"{before - REGRESSION_TOLERANCE:.2f}): {before:.2f} -> {after:.2f} "
             f"({after - before:+.2f})."
         )
@@ -130,12 +130,18 @@ def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
     moves = ", ".join(f"{name} {b:.2f} -> {a:.2f} ({a - b:+.2f})" for name, b, a in changes)
     worse = [name for name, b, a in changes if round(a, 2) < round(b, 2)]
     better = [name for name, b, a in changes if round(a, 2) > round(b, 2)]
-    if worse:
+    kept_start = metrics.get("training", {}).get("kept_step") == 0
+    if kept_start and worse:
+        lead = (
+            "**No training step beat step 0, so the run kept it, but its starting projection "
+            f"left the student worse than it started on {' and '.join(worse)}**: {moves}{pace}."
+        )
+    elif worse:
         lead = (
             f"**Distillation made the student worse than it started on {' and '.join(worse)}**: "
             f"{moves}{pace}."
         )
-    elif metrics.get("training", {}).get("kept_step") == 0:
+    elif kept_start:
         lead = (
             "**No training step beat the untrained student, so the run kept it (step 0)**: "
             f"{moves}{pace}."

@@ -105,13 +105,15 @@ def best_metric(config: EmbeddingTrainerConfig, evaluation: TrainingEvaluation) 
         raise ValueError(
             "metric_for_best_model is 'sts_dev' but there are no STS Benchmark dev pairs "
             "(data/01_raw/sts_benchmark/dev.parquet, catalog entry sts_benchmark_dev). Fetch "
-            "them with `python -m embedding_distillation.demo`, or set metric_for_best_model: "
-            "heldout_cosine (or null to pick whatever is there)."
+            "them with `python -m embedding_distillation.demo` (from Python: pass them as "
+            "train(..., sts_dev=pairs)), or set metric_for_best_model: heldout_cosine (or null "
+            "to pick whatever is there)."
         )
     raise ValueError(
         "metric_for_best_model is 'heldout_cosine' but no held-out rows with the training "
         f"target {config.target_column!r} were given to evaluate on; pass them (the pipeline "
-        "does), or set metric_for_best_model: sts_dev (or null to pick whatever is there)."
+        "does; from Python: train(..., eval_dataset=rows)), or set metric_for_best_model: "
+        "sts_dev (or null to pick whatever is there)."
     )
 
 
@@ -242,6 +244,7 @@ class BestStepCallback(TrainerCallback):
         self.best_step: int | None = None
         self.best_value: float | None = None
         self._best_state: dict[str, torch.Tensor] | None = None
+        self.seconds = 0.0  # spent evaluating in this process (a resumed run: since the resume)
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """On a resumed run, take the best step back from the checkpoint."""
@@ -249,14 +252,23 @@ class BestStepCallback(TrainerCallback):
             return
         folder = Path(self.resume_from)
         if not (folder / BEST_STATE_FILE).is_file():
+            logger.warning(
+                "%s holds no %s: the steps before it were not evaluated (or the checkpoint is "
+                "older than best-step tracking), so the best step is picked from the resumed "
+                "part only, without the untrained student.",
+                folder,
+                BEST_STATE_FILE,
+            )
             return
         best = json.loads((folder / BEST_STATE_FILE).read_text(encoding="utf-8"))
         self.best_step, self.best_value = int(best["step"]), float(best["value"])
+        # The weights file is this checkpoint's own only when "saved_at" matches its step.
         weights = folder / BEST_WEIGHTS_FILE
+        own = self.best_step == int(best.get("saved_at", self.best_step))
         self._best_state = (
-            torch.load(weights, map_location="cpu", weights_only=True)
-            if weights.is_file()
-            else _cpu_copy(kwargs["model"])
+            _cpu_copy(kwargs["model"])
+            if own
+            else torch.load(weights, map_location="cpu", weights_only=True)
         )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -267,6 +279,7 @@ class BestStepCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Keep the weights when the metric is the best so far."""
         metrics = kwargs.get("metrics") or {}
+        self.seconds += float(metrics.get("eval_runtime", 0.0))
         if self.key not in metrics:
             return
         value = float(metrics[self.key])
@@ -284,10 +297,18 @@ class BestStepCallback(TrainerCallback):
         if self.best_step is None or not state.is_world_process_zero:
             return
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
-        best = {"step": self.best_step, "metric": self.metric, "value": self.best_value}
-        (folder / BEST_STATE_FILE).write_text(json.dumps(best), encoding="utf-8")
+        best = {
+            "step": self.best_step,
+            "metric": self.metric,
+            "value": self.best_value,
+            "saved_at": state.global_step,
+        }
+        # Checkpoint folders are reused across runs: never leave another run's weights here.
+        weights = folder / BEST_WEIGHTS_FILE
+        weights.unlink(missing_ok=True)
         if self.best_step != state.global_step and self._best_state is not None:
-            torch.save(self._best_state, folder / BEST_WEIGHTS_FILE)
+            torch.save(self._best_state, weights)
+        (folder / BEST_STATE_FILE).write_text(json.dumps(best), encoding="utf-8")
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Put the best step's weights back (when it is not the last step)."""

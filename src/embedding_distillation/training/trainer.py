@@ -510,7 +510,8 @@ def train_student(
             "kept_step": tracker.best_step
             if config.load_best_model_at_end
             else metrics["global_step"],
-            "evaluation_seconds": sum(point.get("seconds", 0.0) for point in curve),
+            # Beside train_runtime, which a resumed run also counts from its resume only.
+            "evaluation_seconds": tracker.seconds,
         }
     return metrics
 
@@ -527,9 +528,9 @@ def _warn_about_settings(
         config.projection_warmup_steps or config.projection_learning_rate is not None
     ):
         logger.warning(
-            "projection_warmup_steps and projection_learning_rate apply to a projection head, "
-            "and this student has none (its output already has the target's width): they are "
-            "ignored."
+            "projection_warmup_steps and projection_learning_rate apply to a learned "
+            "projection head, and this student has none (its output already has the target's "
+            "width, or projection is pca, which stays fixed): they are ignored."
         )
     elif config.projection_warmup_steps and config.projection_warmup_steps >= steps:
         logger.warning(
@@ -539,7 +540,7 @@ def _warn_about_settings(
             steps,
             steps,
         )
-    if evaluating and config.eval_steps is not None and config.eval_steps > steps:
+    if evaluating and config.eval_steps is not None and config.eval_steps >= steps:
         logger.warning(
             "eval_steps is %d but the run has %d steps: the student is evaluated before the "
             "first and after the last step only. Set eval_steps below %d to see it in between.",
