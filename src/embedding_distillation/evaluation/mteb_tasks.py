@@ -148,7 +148,23 @@ def model_meta(model: EvaluatedModel, role: str) -> "ModelMeta":
     )
 
 
-class MtebEncoder:
+class CosineScoring:
+    """mteb.EncoderProtocol's similarity methods: cosine, what the student is trained for."""
+
+    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """Cosine similarity matrix."""
+        from mteb.similarity_functions import cos_sim
+
+        return cos_sim(embeddings1, embeddings2)
+
+    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
+        """Cosine similarity of each pair of rows."""
+        from mteb.similarity_functions import pairwise_cos_sim
+
+        return pairwise_cos_sim(embeddings1, embeddings2)
+
+
+class MtebEncoder(CosineScoring):
     """An :class:`EvaluatedModel` as an mteb encoder (``mteb.EncoderProtocol``).
 
     Args:
@@ -183,18 +199,6 @@ class MtebEncoder:
             prompt = self.model_prompts[prompt_name]
             texts = [prompt + text for text in texts]
         return self.model.encoder.encode(texts, batch_size=kwargs.get("batch_size", 32))
-
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity matrix (what the student is trained for)."""
-        from mteb.similarity_functions import cos_sim
-
-        return cos_sim(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity of each pair of rows."""
-        from mteb.similarity_functions import pairwise_cos_sim
-
-        return pairwise_cos_sim(embeddings1, embeddings2)
 
 
 def run_tasks(

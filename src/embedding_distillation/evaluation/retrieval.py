@@ -19,7 +19,7 @@ import numpy as np
 from datasets import Dataset
 
 from embedding_distillation.evaluation.encoders import EvaluatedModel
-from embedding_distillation.evaluation.mteb_tasks import model_meta, run_encoder
+from embedding_distillation.evaluation.mteb_tasks import CosineScoring, model_meta, run_encoder
 
 if TYPE_CHECKING:
     from mteb import AbsTask, TaskResult
@@ -126,7 +126,7 @@ def local_retrieval_task(rows: Dataset, max_articles: int | None = None) -> "Abs
     return _local_retrieval_class()(rows)
 
 
-class TeacherIndexEncoder:
+class TeacherIndexEncoder(CosineScoring):
     """Queries through one mteb encoder, documents through the teacher's (``prompt_type``).
 
     mteb encodes a retrieval corpus with ``PromptType.document`` and its queries with
@@ -166,18 +166,6 @@ class TeacherIndexEncoder:
             prompt_type=prompt_type,
             **kwargs,
         )
-
-    def similarity(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity matrix."""
-        from mteb.similarity_functions import cos_sim
-
-        return cos_sim(embeddings1, embeddings2)
-
-    def similarity_pairwise(self, embeddings1: Any, embeddings2: Any) -> Any:
-        """Cosine similarity of each pair of rows."""
-        from mteb.similarity_functions import pairwise_cos_sim
-
-        return pairwise_cos_sim(embeddings1, embeddings2)
 
 
 def retrieval_scores(results: Sequence[tuple["ModelMeta", "TaskResult"]]) -> dict[str, float]:
