@@ -298,7 +298,7 @@ def test_evaluate_node_scores_every_model_on_the_sts_benchmark(embeddings, teach
     assert f"the student keeps {after['percent_of_teacher']:.1f} % of it" in write_report(metrics)
 
 
-def test_missing_sts_pairs_are_one_log_line(embeddings, student, caplog):
+def test_missing_sts_pairs_and_retrieval_rows_are_one_log_line_each(embeddings, student, caplog):
     from sentence_transformers import SentenceTransformer
 
     with caplog.at_level("INFO", logger="embedding_distillation"):
@@ -309,12 +309,18 @@ def test_missing_sts_pairs_are_one_log_line(embeddings, student, caplog):
             {"student_model": student},
             student,
         )
-    lines = [r.getMessage() for r in caplog.records if "STS Benchmark" in r.getMessage()]
-    assert lines == [
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if "STS Benchmark" in m] == [
         "No STS Benchmark pairs (catalog entry sts_benchmark): the report's STS-B columns are n/a. "
         "`python -m embedding_distillation.demo` fetches them."
     ]
+    assert [m for m in messages if "retrieval" in m] == [
+        "No retrieval rows (catalog entry retrieval_set): the report's retrieval columns are n/a. "
+        "`python -m embedding_distillation.demo` builds them."
+    ]
     assert "sts_benchmark" not in metrics["student_after"]
+    assert "retrieval" not in metrics["student_after"]
+    assert "retrieval_articles" not in metrics
 
 
 RETRIEVAL_SET = Dataset.from_dict(
@@ -367,26 +373,6 @@ def test_evaluate_node_runs_the_retrieval_task_and_caches_the_fixed_models(
     # One folder per fixed model (teacher, untrained student), none for the trained one.
     assert len(list(cache.glob("model/*/VitalArticlesRetrieval/document"))) == 2
     assert "teacher-index nDCG@10" in write_report(metrics)
-
-
-def test_missing_retrieval_rows_are_one_log_line(embeddings, student, caplog):
-    from sentence_transformers import SentenceTransformer
-
-    with caplog.at_level("INFO", logger="embedding_distillation"):
-        metrics = _evaluate(
-            SentenceTransformer(student, device="cpu"),
-            embeddings.select(range(4)),
-            {},
-            {"student_model": student},
-            student,
-        )
-    lines = [r.getMessage() for r in caplog.records if "retrieval" in r.getMessage()]
-    assert lines == [
-        "No retrieval rows (catalog entry retrieval_set): the report's retrieval columns are n/a. "
-        "`python -m embedding_distillation.demo` builds them."
-    ]
-    assert "retrieval" not in metrics["student_after"]
-    assert "retrieval_articles" not in metrics
 
 
 def test_split_node_refuses_an_unknown_mteb_task_before_training(embeddings):
