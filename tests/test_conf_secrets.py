@@ -23,7 +23,6 @@ ENVIRONMENTS = sorted(p.name for p in (ROOT / "conf").iterdir() if p.is_dir() an
 HUB_DATASETS = (
     "corpus",
     "hub_credentials",
-    "teacher_embeddings_checkpoint",
     "teacher_embeddings_hub",
     "student_model_hub",
 )

@@ -63,7 +63,7 @@ CATALOG_DATASETS = (
     "corpus",
     "selected_corpus",
     "teacher_embeddings",
-    "teacher_embeddings_checkpoint",
+    "teacher_embeddings_writer",
     "teacher_embeddings_hub",
     "teacher_embeddings_provenance",
     "training_metrics",
@@ -334,7 +334,7 @@ def test_the_teacher_embeddings_pipeline_shows_encoding_and_pushing_as_nodes(viz
     pipeline = viz_server.get_json("/api/pipelines/teacher_embeddings")
     names = {node["name"] for node in pipeline["nodes"]}
     assert {"select_corpus", "encode_corpus", "push_teacher_embeddings"} <= names
-    assert {"teacher_embeddings_checkpoint", "teacher_embeddings_hub"} <= names
+    assert {"teacher_embeddings_writer", "teacher_embeddings_hub"} <= names
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ DESCRIPTIONS = {
     "or a Hub dataset id (`source`), read memory-mapped or, with `streaming`, as a stream; "
     "`credentials: huggingface` gives a private Hub dataset its token.",
     "hub_credentials": "Read-only: the Hub token of the `huggingface` credentials, which "
+    "`encode_corpus` pushes shards with while it encodes (`teacher_embeddings.push_every`) and "
     "`train_student` pushes its checkpoints with (`distillation.push_checkpoints`); a token is "
     "never a parameter, and the dataset describes it as `***`.",
     "training_metrics": "What the trainer reports: mean training loss, steps, samples/s and the "

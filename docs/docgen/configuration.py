@@ -65,10 +65,11 @@ CREDENTIALS = {
     "huggingface.token": Described(
         "a Hub token, or `null`",
         "The token of every catalog entry that talks to the Hub: `corpus` (a private Hub "
-        "dataset), `teacher_embeddings_checkpoint` and `teacher_embeddings_hub` (embedding "
-        "pushes), `hub_credentials` (the checkpoint pushes of `train_student`) and "
-        "`student_model_hub`; conf/base reads it from the `HF_TOKEN` environment variable. Put "
-        "your own in `conf/local/credentials.yml` (git-ignored); a token is never a parameter.",
+        "dataset), `hub_credentials` (the pushes of `encode_corpus` while it encodes and the "
+        "checkpoint pushes of `train_student`), `teacher_embeddings_hub` (the final embedding "
+        "push) and `student_model_hub`; conf/base reads it from the `HF_TOKEN` environment "
+        "variable. Put your own in `conf/local/credentials.yml` (git-ignored); a token is never "
+        "a parameter.",
     ),
 }
 

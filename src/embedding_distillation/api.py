@@ -17,7 +17,8 @@ from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.corpus import CorpusSource, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
 from embedding_distillation.encoding.job import prepare_encoding
-from embedding_distillation.encoding.run import FolderOutput, encode_to_shards
+from embedding_distillation.encoding.output import FolderOutput
+from embedding_distillation.encoding.run import encode_to_shards
 from embedding_distillation.evaluation.regression import check_push
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.params import layer_list

@@ -28,7 +28,7 @@ from embedding_distillation.compute import (
     resolve_device,
     torch_dtype,
 )
-from embedding_distillation.hub.reachability import check_hub_reachable
+from embedding_distillation.hub_reachability import check_hub_reachable
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def looks_like_local_path(source: str) -> bool:
 def resolve_model_source(source: str | os.PathLike[str], *, what: str = "model") -> str:
     """Return a loadable model reference, or fail clearly for a local path that is missing.
 
-    A Hub id is checked to be reachable first (:func:`.hub.reachability.check_hub_reachable`):
+    A Hub id is checked to be reachable first (:func:`.hub_reachability.check_hub_reachable`):
     offline, the loaders would retry for over a minute before failing.
 
     Args:

@@ -16,9 +16,9 @@ import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig, resolve_device
-from embedding_distillation.corpus import check_text_column
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder, prepare_encoding
+from embedding_distillation.encoding.texts import check_text_column
 from embedding_distillation.evaluation.metrics import EvaluationConfig, heldout_rows
 from embedding_distillation.evaluation.mteb_tasks import STS_BENCHMARK
 from embedding_distillation.export.config import ExportConfig

@@ -9,9 +9,8 @@ from kedro.io.core import Version
 
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.datasets import (
-    EmbeddingsCheckpointDataset,
     EmbeddingShardsDataset,
-    EmbeddingsPush,
+    EmbeddingsWriterDataset,
     HubEmbeddingsDataset,
 )
 from embedding_distillation.encoding.config import EncodingConfig
@@ -19,6 +18,7 @@ from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.encoding.lock import FolderInUseError, WriterLock
 from embedding_distillation.encoding.provenance import TeacherEmbeddings
 from embedding_distillation.encoding.run import encode_to_shards
+from embedding_distillation.hub import EmbeddingsPush
 from tests.spies import Crash, crash_at, record_encoded
 
 
@@ -33,9 +33,8 @@ def _dataset(root, save=None, load=None):
 
 def _encode(root, job, save=None):
     """What the encode node does, then the save of its output: one run of the pipeline."""
-    output = EmbeddingsCheckpointDataset(filepath=str(root / "emb"), version=Version(None, save))
-    target = output.load()
-    store = encode_to_shards(job, target, pusher=target.pusher(job))
+    output = EmbeddingsWriterDataset(filepath=str(root / "emb"), version=Version(None, save))
+    store = encode_to_shards(job, output.load())
     _dataset(root, save=save).save(store)
     return store
 
@@ -130,7 +129,7 @@ def test_only_the_encode_nodes_folder_can_be_saved(tmp_path, corpus, teacher_den
     )
     with pytest.raises(
         DatasetError,
-        match=r"not a version of .*elsewhere\. The teacher_embeddings_checkpoint entry of the "
+        match=r"not a version of .*elsewhere\. The teacher_embeddings_writer entry of the "
         r"catalog must have the filepath \(and the versioned setting\) of teacher_embeddings",
     ):
         other.save(store)
@@ -170,15 +169,13 @@ def test_preview_shows_the_first_rows_with_norms_and_leading_dimensions(
     json.dumps(preview)  # what kedro-viz sends to the browser
 
 
-def test_the_checkpoint_is_load_only_and_loading_writes_nothing(tmp_path):
-    checkpoint = EmbeddingsCheckpointDataset(
-        filepath=str(tmp_path / "emb"), version=Version(None, None)
-    )
-    target = checkpoint.load()
+def test_the_writer_is_load_only_and_loading_writes_nothing(tmp_path):
+    writer = EmbeddingsWriterDataset(filepath=str(tmp_path / "emb"), version=Version(None, None))
+    target = writer.load()
     assert not (tmp_path / "emb").exists()
     assert target.target.parent.parent == tmp_path / "emb"
-    with pytest.raises(DatasetError, match="EmbeddingsCheckpointDataset is load-only"):
-        checkpoint.save("shards")
+    with pytest.raises(DatasetError, match="EmbeddingsWriterDataset is load-only"):
+        writer.save("shards")
 
 
 def test_the_hub_dataset_is_write_only_and_pushes_nothing_without_push_every(caplog):
@@ -189,13 +186,10 @@ def test_the_hub_dataset_is_write_only_and_pushes_nothing_without_push_every(cap
     assert "push_every is null: the teacher embeddings are not pushed" in caplog.text
 
 
-def test_describe_shows_no_token(tmp_path):
-    for dataset in (
-        EmbeddingsCheckpointDataset(filepath=str(tmp_path), credentials={"token": "hf_secret123"}),
-        HubEmbeddingsDataset(credentials={"token": "hf_secret123"}),
-    ):
-        assert "hf_secret123" not in str(dataset)
-        assert "hf_secret123" not in repr(dataset._describe())
+def test_describe_shows_no_token():
+    dataset = HubEmbeddingsDataset(credentials={"token": "hf_secret123"})
+    assert "hf_secret123" not in str(dataset)
+    assert "hf_secret123" not in repr(dataset._describe())
 
 
 def test_an_unfinished_version_written_before_checksums_and_locks_is_adopted(

@@ -1,10 +1,8 @@
 import pytest
 from kedro.io import DataCatalog, DatasetError
 
-from embedding_distillation.datasets.hub_credentials_dataset import (
-    HubCredentials,
-    HubCredentialsDataset,
-)
+from embedding_distillation.datasets.hub_credentials_dataset import HubCredentialsDataset
+from embedding_distillation.hub import HubCredentials
 
 TOKEN = "hf_catalogToken0123456789"
 CATALOG = {
@@ -38,3 +36,11 @@ def test_is_read_only():
         match=r"HubCredentialsDataset is read-only: put the token in conf/local/credentials\.yml",
     ):
         HubCredentialsDataset().save(HubCredentials(token=TOKEN))
+
+
+def test_the_catalog_endpoint_comes_with_the_token():
+    dataset = HubCredentialsDataset(
+        credentials={"token": TOKEN}, hub_endpoint="https://hub.example.com"
+    )
+    assert dataset.load() == HubCredentials(token=TOKEN, endpoint="https://hub.example.com")
+    assert "https://hub.example.com" in str(dataset) and TOKEN not in str(dataset)

@@ -4,8 +4,8 @@ import pytest
 from kedro.io import DatasetError
 from sentence_transformers import SentenceTransformer
 
-from embedding_distillation.datasets import HubModelDataset, ModelPush, hub_model_dataset
-from embedding_distillation.hub import ModelCardInfo
+from embedding_distillation.datasets import HubModelDataset, hub_model_dataset
+from embedding_distillation.hub import ModelCardInfo, ModelPush
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.datasets import HubModelDataset
-from embedding_distillation.datasets.student_export_dataset import StudentExport
 from embedding_distillation.evaluation.regression import (
     REGRESSION_TOLERANCE,
     check_push,
     sts_dev_change,
 )
+from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.pipelines.distillation.nodes import plan_model_push
 from tests.hub.conftest import TOKEN, local_hub  # noqa: F401 (the fixture)
 

@@ -11,7 +11,7 @@ from kedro.io import DatasetError
 
 from embedding_distillation import TeacherEmbeddingsGenerator
 from embedding_distillation.datasets import CorpusDataset
-from embedding_distillation.datasets.hub_credentials_dataset import HubCredentials
+from embedding_distillation.hub import HubCredentials
 from embedding_distillation.pipelines.distillation.nodes import train_student_model
 from tests.hub.conftest import TOKEN
 

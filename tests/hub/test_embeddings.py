@@ -9,9 +9,10 @@ import pytest
 import yaml
 from kedro.io import DataCatalog
 
+from embedding_distillation import hub_client
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.shards import ShardStore, embedding_array
-from embedding_distillation.hub import EmbeddingsPusher, HubError, RetryPolicy, client
+from embedding_distillation.hub import EmbeddingsPusher, HubError, RetryPolicy
 from tests.hub.conftest import OTHER_TOKEN, TOKEN
 
 FAST = RetryPolicy(attempts=3, first_wait=0.0, max_wait=0.0)
@@ -178,7 +179,7 @@ def test_a_connection_reset_mid_upload_is_retried(tmp_path, local_hub):
 
 
 def test_a_timeout_is_retried(tmp_path, local_hub, monkeypatch, caplog):
-    monkeypatch.setattr(client, "HUB_TIMEOUT", httpx2.Timeout(0.5))
+    monkeypatch.setattr(hub_client, "HUB_TIMEOUT", httpx2.Timeout(0.5))
     local_hub.fail(COMMIT, delay=1.5)
     with caplog.at_level(logging.WARNING):
         _encode(ShardStore(tmp_path), _pusher(push_every=50))
@@ -252,9 +253,8 @@ def test_the_token_never_shows(tmp_path, local_hub, caplog, monkeypatch):
     shown = [caplog.text, str(error.value), repr(error.value.__cause__), card, repr(_pusher())]
     catalog = DataCatalog.from_config(  # what `kedro catalog` and kedro-viz show
         {
-            "teacher_embeddings_checkpoint": {
-                "type": "embedding_distillation.datasets.EmbeddingsCheckpointDataset",
-                "filepath": str(tmp_path),
+            "hub_credentials": {
+                "type": "embedding_distillation.datasets.hub_credentials_dataset.HubCredentialsDataset",
                 "credentials": "huggingface",
             },
             "teacher_embeddings_hub": {

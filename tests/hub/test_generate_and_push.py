@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from datasets import Dataset
 
-from embedding_distillation import TeacherEmbeddingsGenerator
+from embedding_distillation import TeacherEmbeddingsGenerator, hub_client
 from embedding_distillation.datasets import (
-    EmbeddingsCheckpointDataset,
     EmbeddingShardsDataset,
+    EmbeddingsWriterDataset,
     HubEmbeddingsDataset,
 )
-from embedding_distillation.hub import HubError, RetryPolicy, client
+from embedding_distillation.hub import HubCredentials, HubError, RetryPolicy
 from embedding_distillation.pipelines.teacher_embeddings.nodes import (
     encode_corpus,
     push_teacher_embeddings,
@@ -26,7 +26,7 @@ from tests.spies import record_encoded
 @pytest.fixture
 def encoded(monkeypatch):
     """Indices of the shards the teacher actually encodes."""
-    monkeypatch.setattr(client, "DEFAULT_RETRY", RetryPolicy(attempts=2, first_wait=0.0))
+    monkeypatch.setattr(hub_client, "DEFAULT_RETRY", RetryPolicy(attempts=2, first_wait=0.0))
     return record_encoded(monkeypatch)
 
 
@@ -62,12 +62,13 @@ def test_the_kedro_datasets_push_with_their_credentials_and_endpoint(
     monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
     params = {"teacher_model": teacher_plain, "chunk_size": 25, "push_every": 25}
     hub = {"credentials": {"token": TOKEN}, "hub_endpoint": local_hub.url}
-    checkpoint = EmbeddingsCheckpointDataset(filepath=str(tmp_path / "emb"), **hub)
+    writer = EmbeddingsWriterDataset(filepath=str(tmp_path / "emb"))
+    credentials = HubCredentials(token=TOKEN, endpoint=local_hub.url)  # as hub_credentials loads
     stored = EmbeddingShardsDataset(filepath=str(tmp_path / "emb"))
     selected = select_corpus(corpus, params)
     selected.info.dataset_name = "news"
 
-    stored.save(encode_corpus(selected, params, {"device": "cpu"}, checkpoint.load()))
+    stored.save(encode_corpus(selected, params, {"device": "cpu"}, writer.load(), credentials))
     assert len(local_hub.commits("alice/news-embeddings")) == 1  # pushed while encoding
     HubEmbeddingsDataset(**hub).save(push_teacher_embeddings(stored.load(), params))
 

@@ -8,9 +8,10 @@ from embedding_distillation import (
     EmbeddingDistillationTrainer,
     EmbeddingTrainerConfig,
     TeacherEmbeddingsGenerator,
+    hub_client,
 )
-from embedding_distillation.datasets import HubModelDataset, ModelPush
-from embedding_distillation.hub import HubError, ModelCardInfo, RetryPolicy, client, push_model
+from embedding_distillation.datasets import HubModelDataset
+from embedding_distillation.hub import HubError, ModelCardInfo, ModelPush, RetryPolicy, push_model
 from tests.hub.conftest import TOKEN
 
 FAST = RetryPolicy(attempts=3, first_wait=0.0, max_wait=0.0)
@@ -87,7 +88,7 @@ def _train_and_push(tmp_path, corpus, teacher, student, *, train_args=None, **op
         **options,
     )
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(client, "DEFAULT_RETRY", FAST)
+        patch.setattr(hub_client, "DEFAULT_RETRY", FAST)
         return EmbeddingDistillationTrainer(config).train(embeddings, **(train_args or {}))
 
 

@@ -18,15 +18,15 @@ from kedro_datasets.text import TextDataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.datasets import (
-    EmbeddingsCheckpointDataset,
     EmbeddingShardsDataset,
+    EmbeddingsWriterDataset,
     HubEmbeddingsDataset,
     MtebResultsDataset,
     SentenceTransformerModelDataset,
     StudentExportDataset,
 )
-from embedding_distillation.datasets.hub_credentials_dataset import HubCredentials
 from embedding_distillation.encoding.engine import ShardEncoder
+from embedding_distillation.hub import HubCredentials
 from embedding_distillation.pipelines import distillation, teacher_embeddings
 
 
@@ -98,7 +98,7 @@ def _catalog(
         "teacher_embeddings": EmbeddingShardsDataset(
             filepath=str(root / "teacher_embeddings"), version=version(embeddings_version)
         ),
-        "teacher_embeddings_checkpoint": EmbeddingsCheckpointDataset(
+        "teacher_embeddings_writer": EmbeddingsWriterDataset(
             filepath=str(root / "teacher_embeddings"), version=version()
         ),
         "teacher_embeddings_hub": HubEmbeddingsDataset(),

@@ -2,33 +2,22 @@
 
 from embedding_distillation.datasets.corpus_dataset import CorpusDataset
 from embedding_distillation.datasets.embedding_shards_dataset import EmbeddingShardsDataset
-from embedding_distillation.datasets.embeddings_checkpoint_dataset import (
-    EmbeddingsCheckpointDataset,
-)
-from embedding_distillation.datasets.hub_embeddings_dataset import (
-    EmbeddingsPush,
-    HubEmbeddingsDataset,
-)
-from embedding_distillation.datasets.hub_model_dataset import HubModelDataset, ModelPush
+from embedding_distillation.datasets.embeddings_writer_dataset import EmbeddingsWriterDataset
+from embedding_distillation.datasets.hub_embeddings_dataset import HubEmbeddingsDataset
+from embedding_distillation.datasets.hub_model_dataset import HubModelDataset
 from embedding_distillation.datasets.mteb_results_dataset import MtebResultsDataset
 from embedding_distillation.datasets.sentence_transformer_dataset import (
     SentenceTransformerModelDataset,
 )
-from embedding_distillation.datasets.student_export_dataset import (
-    StudentExport,
-    StudentExportDataset,
-)
+from embedding_distillation.datasets.student_export_dataset import StudentExportDataset
 
 __all__ = [
     "CorpusDataset",
     "EmbeddingShardsDataset",
-    "EmbeddingsCheckpointDataset",
-    "EmbeddingsPush",
+    "EmbeddingsWriterDataset",
     "HubEmbeddingsDataset",
     "HubModelDataset",
-    "ModelPush",
     "MtebResultsDataset",
     "SentenceTransformerModelDataset",
-    "StudentExport",
     "StudentExportDataset",
 ]

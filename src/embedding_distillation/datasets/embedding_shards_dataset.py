@@ -1,14 +1,13 @@
 """``EmbeddingShardsDataset``: teacher embeddings as a versioned folder of Parquet shards.
 
 The ``encode_corpus`` node writes a version shard by shard, through
-:class:`~embedding_distillation.datasets.EmbeddingsCheckpointDataset` (the same folder), so a
+:class:`~embedding_distillation.datasets.EmbeddingsWriterDataset` (the same folder), so a
 crash loses at most the shard being encoded; saving the node's output here checks that the
 version is complete and is one of this dataset's. Loading only ever sees complete versions,
 checks every shard against the manifest's sizes and sha256, and returns the rows with their
 provenance (:class:`~embedding_distillation.encoding.provenance.TeacherEmbeddings`).
 """
 
-import json
 import logging
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,20 +19,12 @@ from kedro_datasets._typing import TablePreview
 
 from embedding_distillation.encoding.config import ROW_ID_COLUMN
 from embedding_distillation.encoding.provenance import TeacherEmbeddings
-from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardFolderError, ShardStore
+from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, manifest_state
 
 logger = logging.getLogger(__name__)
 
 PREVIEW_DIMS = 3  # leading dimensions shown per embedding column
 PREVIEW_TEXT_CHARS = 80
-
-
-def manifest_state(path: str | Path) -> bool | None:
-    """True for a complete shard folder, False for an unfinished one, None for neither."""
-    try:
-        return bool(json.loads((Path(path) / MANIFEST_NAME).read_text()).get("complete"))
-    except (OSError, ValueError):
-        return None
 
 
 def _is_complete(path: str) -> bool:
@@ -103,7 +94,7 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[ShardStore, TeacherEmbeddi
             raise DatasetError(
                 f"The encode_corpus node wrote {data.folder}, which is not "
                 f"{'a version of ' if self._version else ''}{self._filepath}. The "
-                "teacher_embeddings_checkpoint entry of the catalog must have the filepath "
+                "teacher_embeddings_writer entry of the catalog must have the filepath "
                 "(and the versioned setting) of teacher_embeddings."
             )
         try:

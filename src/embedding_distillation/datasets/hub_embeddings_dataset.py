@@ -9,30 +9,11 @@ whatever a failed push left out. The card describes the embeddings from their ma
 """
 
 import logging
-from dataclasses import dataclass
 
 from embedding_distillation.datasets.hub_push_dataset import HubPushDataset
-from embedding_distillation.encoding.provenance import TeacherEmbeddings
-from embedding_distillation.hub import EmbeddingsPusher
+from embedding_distillation.hub.embeddings import EmbeddingsPush, EmbeddingsPusher
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EmbeddingsPush:
-    """A request to push ``embeddings`` every ``push_every`` rows (``None``: do not push).
-
-    Attributes:
-        embeddings: The stored embeddings (a complete version).
-        push_every: Rows per commit; ``None`` means no push.
-        repo_id: Dataset repo; ``None`` = ``<token's user>/<corpus name>-embeddings``.
-        private: Create the repo as private (an existing repo keeps its visibility).
-    """
-
-    embeddings: TeacherEmbeddings
-    push_every: int | None
-    repo_id: str | None = None
-    private: bool = True
 
 
 class HubEmbeddingsDataset(HubPushDataset[EmbeddingsPush]):

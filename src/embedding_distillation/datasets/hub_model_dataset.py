@@ -1,31 +1,11 @@
 """``HubModelDataset``: pushes a trained model to the Hugging Face Hub when asked to."""
 
 import logging
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.datasets.hub_push_dataset import HubPushDataset
-from embedding_distillation.hub import ModelCardInfo, push_model
+from embedding_distillation.hub.models import ModelPush, push_model
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelPush:
-    """A request to push ``model`` to ``repo_id`` (``None``: do not push); the token is hidden.
-
-    ``card`` adds the teacher, the data, the training config and the metrics to the model card;
-    ``exports`` is an export folder whose ``onnx/`` and ``openvino/`` go into the repo too.
-    """
-
-    model: SentenceTransformer
-    repo_id: str | None
-    private: bool = True
-    token: str | None = field(default=None, repr=False)
-    card: ModelCardInfo | None = None
-    exports: Path | None = None
 
 
 class HubModelDataset(HubPushDataset[ModelPush]):

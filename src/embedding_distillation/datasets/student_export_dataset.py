@@ -1,32 +1,12 @@
 """``StudentExportDataset``: the exports of a trained student (ONNX, OpenVINO), versioned."""
 
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from kedro.io.core import DatasetError
 
 from embedding_distillation.datasets.folder_dataset import FolderDataset
-from embedding_distillation.export.formats import FORMATS
-
-
-@dataclass(frozen=True)
-class StudentExport:
-    """A folder in sentence-transformers' Hub layout with the student's exports.
-
-    Attributes:
-        folder: The folder: tokenizer and configs at its root, ``onnx/``, ``openvino/``.
-        formats: The formats it holds (names of
-            :data:`~embedding_distillation.export.formats.FORMATS`), in the order written.
-    """
-
-    folder: Path
-    formats: tuple[str, ...]
-
-    @classmethod
-    def read(cls, folder: Path) -> "StudentExport":
-        """The formats whose model file lies in ``folder``."""
-        return cls(folder, tuple(name for name, f in FORMATS.items() if (folder / f.file).exists()))
+from embedding_distillation.export.formats import StudentExport
 
 
 class StudentExportDataset(FolderDataset[StudentExport, StudentExport]):

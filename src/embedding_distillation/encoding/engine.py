@@ -27,12 +27,12 @@ from datasets import Dataset, IterableDataset
 from tqdm.auto import tqdm
 
 from embedding_distillation import distributed
-from embedding_distillation.corpus import TextStream
 from embedding_distillation.distributed import describe
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
 from embedding_distillation.encoding.job import EncodingJob, prepare_encoding
 from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
 from embedding_distillation.encoding.teacher import TeacherEncoder
+from embedding_distillation.encoding.texts import TextStream
 from embedding_distillation.models import load_sentence_transformer, weights_fingerprint
 
 __all__ = ["EncodingJob", "ShardEncoder", "prepare_encoding", "run_encoding", "token_lengths"]

@@ -14,9 +14,9 @@ import torch
 from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig, resolve_device
-from embedding_distillation.corpus import check_text_column, limit_rows, scan_texts
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.teacher import check_layer_indices, num_hidden_layers
+from embedding_distillation.encoding.texts import check_text_column, limit_rows, scan_texts
 from embedding_distillation.models import load_model_config, resolve_model_source
 
 logger = logging.getLogger(__name__)

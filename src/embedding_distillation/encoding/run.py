@@ -3,39 +3,23 @@
 :func:`encode_to_shards` claims the output folder (one writer at a time), loads the teacher,
 continues after any shards already pushed to the Hub, encodes what is missing (pushing every
 ``push_every`` rows on the way) and releases the folder. Where the folder is, and how it is
-found again after a crash, is the :class:`ShardOutput`'s business: a fixed folder for the API
-(:class:`FolderOutput`), this run's version of the ``teacher_embeddings`` dataset for Kedro
-(:class:`~embedding_distillation.datasets.EmbeddingsCheckpointDataset`).
+found again after a crash, is the output's business
+(:mod:`~embedding_distillation.encoding.output`).
 
 The final push (the complete manifest and the last shards) is not part of the run: the
 ``push_teacher_embeddings`` node makes it, and the API calls the same push after the run.
 """
 
 import logging
-import os
-from pathlib import Path
 from typing import Any, Protocol
 
 from embedding_distillation import distributed
 from embedding_distillation.encoding.engine import ShardEncoder, run_encoding
 from embedding_distillation.encoding.job import EncodingJob
-from embedding_distillation.encoding.lock import WriterLock
+from embedding_distillation.encoding.output import ShardOutput
 from embedding_distillation.encoding.shards import ShardStore
 
 logger = logging.getLogger(__name__)
-
-
-class ShardOutput(Protocol):
-    """Where a run writes its shards. Its methods run on rank 0 only."""
-
-    def reserve(self, job: EncodingJob) -> None:
-        """Fail now, before the teacher loads, when another process writes this job's folder."""
-
-    def open(self, identity: dict[str, Any]) -> Path:
-        """Choose and lock the folder for the job ``identity`` (resuming one); return it."""
-
-    def release(self) -> None:
-        """Give the folder up (idempotent)."""
 
 
 class ShardPusher(Protocol):
@@ -48,35 +32,6 @@ class ShardPusher(Protocol):
 
     def after_listing(self, store: ShardStore, all_listed: bool) -> None:
         """Push when the listed rows passed another ``push_every``."""
-
-
-class FolderOutput:
-    """A fixed folder (the API's ``output_dir``): a rerun continues what it holds.
-
-    Args:
-        folder: The shard folder (created if missing).
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = Path(folder)
-        self._lock: WriterLock | None = None
-
-    def reserve(self, job: EncodingJob) -> None:
-        """Take the folder's lock at once (the folder is known before the teacher loads)."""
-        if self._lock is None:
-            self._lock = WriterLock.acquire(self.folder)
-
-    def open(self, identity: dict[str, Any]) -> Path:
-        """The folder, locked."""
-        if self._lock is None:
-            self._lock = WriterLock.acquire(self.folder)
-        return self.folder
-
-    def release(self) -> None:
-        """Release the lock."""
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
 
 
 def encode_to_shards(

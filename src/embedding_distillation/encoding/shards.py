@@ -115,6 +115,14 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def manifest_state(path: str | os.PathLike[str]) -> bool | None:
+    """True for a complete shard folder, False for an unfinished one, None for neither."""
+    try:
+        return bool(json.loads((Path(path) / MANIFEST_NAME).read_text()).get("complete"))
+    except (OSError, ValueError):
+        return None
+
+
 class ShardStore:
     """Reads and writes one shard folder.
 

@@ -20,6 +20,7 @@ from embedding_distillation.export.formats import (
     FORMATS,
     FP32_MIN_COSINE,
     ExportFormat,
+    StudentExport,
     check_formats,
     default_formats,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "ExportedEncoder",
     "OnnxEncoder",
     "OpenVinoEncoder",
+    "StudentExport",
     "agreement",
     "check_agreement",
     "check_formats",

@@ -140,3 +140,21 @@ def default_formats() -> tuple[str, ...]:
 def model_file_bytes(path: Path) -> int:
     """Bytes of a model file with its companions (``.bin`` of an IR, external ONNX data)."""
     return sum(p.stat().st_size for p in path.parent.glob(f"{path.stem}.*"))
+
+
+@dataclass(frozen=True)
+class StudentExport:
+    """A folder in sentence-transformers' Hub layout with the student's exports.
+
+    Attributes:
+        folder: The folder: tokenizer and configs at its root, ``onnx/``, ``openvino/``.
+        formats: The formats it holds (names of :data:`FORMATS`), in the order written.
+    """
+
+    folder: Path
+    formats: tuple[str, ...]
+
+    @classmethod
+    def read(cls, folder: Path) -> "StudentExport":
+        """The formats whose model file lies in ``folder``."""
+        return cls(folder, tuple(name for name, f in FORMATS.items() if (folder / f.file).exists()))

@@ -1,26 +1,12 @@
-"""int8 ONNX: onnxruntime's dynamic quantization of the float32 graph, with measured settings.
+"""int8 ONNX: onnxruntime's dynamic quantization of the float32 graph.
 
-Dynamic quantization stores weights in int8 and quantizes activations per batch at run time:
-no calibration data, and integer MatMul kernels on the CPU. Settings chosen by measurement
-(cosine to the torch student on demo-corpus sentences: all-MiniLM-L6-v2 300, all-mpnet-base-v2
-64; 2 threads on a loaded 2-core AVX512-VNNI machine):
+Weights are stored in int8 and activations quantized per batch at run time: no calibration data,
+and integer MatMul kernels on the CPU. Settings, each chosen by measurement: signed per-channel
+weights; MatMul and Gather (the embedding tables) quantized; width-narrowing MatMuls (the
+feed-forward output projections, whose post-GELU inputs carry outliers) kept float32; 7-bit
+weights (``reduce_range``), since CPUs without VNNI saturate with 8-bit ones.
 
-- per-channel weight scales: MiniLM min cosine 0.987 (mean 0.993) against 0.916 (0.962)
-  per tensor;
-- signed weights (``QInt8``): unsigned ones (``QUInt8``, per tensor) ran at 63 texts/s against
-  86 for per-channel QInt8, and agreed less (min 0.965);
-- MatMul and Gather (the embedding tables): Gather quantization makes the MiniLM file 2.5x
-  smaller (56 -> 22 MB) for a min cosine 0.004 lower;
-- MatMuls that narrow the width stay float32: those are the feed-forward output projections,
-  whose post-GELU inputs carry outliers that one per-tensor activation scale crushes. With them
-  quantized all-mpnet-base-v2 falls to min cosine 0.81 (mean 0.88); kept float, 0.98 (0.99), and
-  MiniLM rises from 0.984 to 0.992. It costs speed: MiniLM 57 texts/s against 66, mpnet 9.1
-  against 13.5 (float32: 39 and 5.9).
-- 7-bit weights (``reduce_range``): on a CPU without VNNI (AVX2 only) onnxruntime's u8s8
-  integer kernels saturate with full 8-bit weights; a tiny test student's int8 export then
-  fell to min cosine 0.928 to its float32 graph (tests/export/test_runtime.py, 2026-12-07, AMD
-  EPYC with AVX2 only) and stays above 0.99 with 7-bit weights. An export may run on any CPU,
-  so it always uses them.
+Measured options: benchmarks/RESULTS_export.md#int8-onnx-settings
 """
 
 import logging

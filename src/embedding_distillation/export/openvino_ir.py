@@ -1,23 +1,12 @@
 """OpenVINO IR of the exported ONNX graph, and its int8 version through nncf.
 
-The IR is converted from ``onnx/model.onnx`` (``openvino.convert_model`` reads ONNX), so the
-OpenVINO model is the same checked graph as the ONNX one rather than a second trace of the torch
-model. Weights stay float32 (``save_model`` would halve them to float16 by default).
+The IR is converted from ``onnx/model.onnx``, so it is the same checked graph as the ONNX export
+rather than a second trace of the torch model; weights stay float32 (``save_model`` would halve
+them to float16 by default). int8 is nncf's data-free weight compression, not its post-training
+quantization: no calibration texts and near-float agreement, where post-training quantization
+is faster but agrees far less with the float model.
 
-int8: nncf's data-free weight compression, chosen by measurement over its post-training
-quantization (weights and activations, ``ModelType.TRANSFORMER``, SmoothQuant, calibrated on
-128-300 demo-corpus sentences). Against the float32 IR, 2 threads, on a loaded 2-core machine:
-
-==================  =====================  ============================
-model               weight compression     post-training quantization
-==================  =====================  ============================
-all-MiniLM-L6-v2    1.8x, min cos 0.9990   2.6x, min cos 0.9924
-all-mpnet-base-v2   2.2x, min cos 0.9992   3.2x, min cos 0.9816
-==================  =====================  ============================
-
-Weight compression needs no calibration texts, takes 5-7 s instead of 30-80 s, and stays
-within 0.001 of the float model; post-training quantization's extra speed costs 8 to 20 times
-the disagreement (as much as the int8 ONNX graph, which already covers that trade).
+Measured options: benchmarks/RESULTS_export.md#int8-openvino-settings
 """
 
 import logging

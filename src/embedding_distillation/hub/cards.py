@@ -18,7 +18,7 @@ from datasets import DatasetInfo, Features, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData, ModelCard
 
-from embedding_distillation.hub.client import redact
+from embedding_distillation.hub_client import redact
 
 SECRET_KEYS = frozenset({"hub_token", "token"})
 

@@ -27,13 +27,13 @@ from typing import Any
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
+from embedding_distillation import hub_client
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.provenance import EmbeddingsProvenance
+from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
 from embedding_distillation.files import sha256_file
-from embedding_distillation.hub import client
 from embedding_distillation.hub.cards import EmbeddingsCardInfo, current_command, dataset_card
-from embedding_distillation.hub.client import (
+from embedding_distillation.hub_client import (
     HubError,
     RetryPolicy,
     hub_api,
@@ -57,6 +57,23 @@ def default_repo_name(source_name: str) -> str:
     return (slug(base) or "corpus") + "-embeddings"
 
 
+@dataclass(frozen=True)
+class EmbeddingsPush:
+    """A request to push ``embeddings`` every ``push_every`` rows (``None``: do not push).
+
+    Attributes:
+        embeddings: The stored embeddings (a complete version).
+        push_every: Rows per commit; ``None`` means no push.
+        repo_id: Dataset repo; ``None`` = ``<token's user>/<corpus name>-embeddings``.
+        private: Create the repo as private (an existing repo keeps its visibility).
+    """
+
+    embeddings: TeacherEmbeddings
+    push_every: int | None
+    repo_id: str | None = None
+    private: bool = True
+
+
 @dataclass
 class EmbeddingsPusher:
     """Pushes completed shards to a dataset repo every ``push_every`` rows (and at the end).
@@ -72,7 +89,7 @@ class EmbeddingsPusher:
         source_name: Name of the corpus (default repo name, dataset card).
         endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
         card: What made the embeddings, for the dataset card.
-        retry: Retries of transient faults (``None``: ``client.DEFAULT_RETRY``).
+        retry: Retries of transient faults (``None``: ``hub_client.DEFAULT_RETRY``).
     """
 
     push_every: int
@@ -151,7 +168,7 @@ class EmbeddingsPusher:
     @property
     def policy(self) -> RetryPolicy:
         """The retry policy in force."""
-        return self.retry or client.DEFAULT_RETRY
+        return self.retry or hub_client.DEFAULT_RETRY
 
     @property
     def api(self) -> HfApi:

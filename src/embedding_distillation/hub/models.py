@@ -3,12 +3,13 @@
 import logging
 import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedding_distillation.hub import client
+from embedding_distillation import hub_client
 from embedding_distillation.hub.cards import ModelCardInfo, add_distillation_section
-from embedding_distillation.hub.client import RetryPolicy, hub_api, with_retries
+from embedding_distillation.hub_client import RetryPolicy, hub_api, with_retries
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -16,6 +17,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EXPORT_FOLDERS = ("onnx", "openvino")  # where an export folder keeps its formats
+
+
+@dataclass(frozen=True)
+class ModelPush:
+    """A request to push ``model`` to ``repo_id`` (``None``: do not push); the token is hidden.
+
+    ``card`` adds the teacher, the data, the training config and the metrics to the model card;
+    ``exports`` is an export folder whose ``onnx/`` and ``openvino/`` go into the repo too.
+    """
+
+    model: "SentenceTransformer"
+    repo_id: str | None
+    private: bool = True
+    token: str | None = field(default=None, repr=False)
+    card: ModelCardInfo | None = None
+    exports: Path | None = None
 
 
 def push_model(
@@ -44,7 +61,7 @@ def push_model(
         private: Create the repo as private.
         endpoint: Hub URL (``None``: ``HF_ENDPOINT`` or the public Hub).
         card: Distillation details for the model card.
-        retry: Retries of transient faults (``None``: ``client.DEFAULT_RETRY``).
+        retry: Retries of transient faults (``None``: ``hub_client.DEFAULT_RETRY``).
         exports: An export folder (``embedding_distillation.export``) whose format folders are
             pushed with the model.
 
@@ -52,7 +69,7 @@ def push_model(
         HubError: The push failed for good, or the token may not write to ``repo_id``.
     """
     api = hub_api(token, endpoint)
-    policy = retry or client.DEFAULT_RETRY
+    policy = retry or hub_client.DEFAULT_RETRY
     next_step = "The trained model is saved locally; rerun the push (it uploads the whole model)."
     with tempfile.TemporaryDirectory() as tmp:
         model.save(tmp, model_name=repo_id, create_model_card=True, safe_serialization=True)
@@ -115,7 +132,7 @@ def push_checkpoint(
         upload,
         action=f"push {name} to",
         repo=repo_id,
-        policy=retry or client.DEFAULT_RETRY,
+        policy=retry or hub_client.DEFAULT_RETRY,
         next_step=f"The checkpoint is kept in {folder}; training goes on.",
         token=token,
     )

@@ -1,39 +1,19 @@
 """``student_type: static``: a ``StaticEmbedding`` student distilled from a model's vocabulary.
 
-model2vec's ``distill_from_model`` runs the model once on every token of its vocabulary, reduces
-the token vectors to ``static_pca_dims`` principal components and weights them by SIF over
-Zipf-estimated token frequencies. The student is sentence-transformers' ``StaticEmbedding``
-holding those vectors (a text's embedding is the mean of its tokens' vectors) followed by
-``Normalize``; :func:`~embedding_distillation.training.trainer.prepare_student` then adds the
-projection to the target's size and it trains with the same trainer and losses as a
-transformer student. Untrained, it is the model2vec distillation that the evaluation shows as
-"student before training".
+model2vec's ``distill_from_model`` runs the model once on every vocabulary token, reduces the
+vectors to ``static_pca_dims`` principal components and weights them by SIF over Zipf-estimated
+token frequencies. The student is ``StaticEmbedding`` (a text's embedding is the mean of its
+tokens' vectors) + ``Normalize``; :func:`~embedding_distillation.training.trainer.prepare_student`
+adds the projection to the target's size and it trains like a transformer student. Untrained, it
+is the evaluation's "student before training". The distillation is slow on a CPU, so it is kept
+for the process: training and the evaluation share one.
 
-Not ``StaticEmbedding.from_distillation``: it reloads the folder with ``AutoModel`` (a folder
-whose transformer sits at its root only) and passes ``apply_zipf``/``use_subword``, which
-model2vec 0.10 no longer has (a warning on every call); here the model is loaded the project's
-way and handed to ``distill_from_model``, the function ``from_distillation`` ends in.
+Not ``StaticEmbedding.from_distillation``: it reloads the folder with ``AutoModel`` (a transformer
+at the folder's root only) and passes ``apply_zipf``/``use_subword``, which model2vec 0.10 no
+longer has (a warning per call); here the model is loaded the project's way and handed to
+``distill_from_model``, where ``from_distillation`` ends.
 
-The distillation is one forward pass per token (2.5-3 minutes for all-mpnet-base-v2's
-29,529 tokens on 2 busy CPU cores, seconds on a GPU), so its result is kept for the process: a
-pipeline run distils once for training and reuses it for the evaluation's untrained student.
-
-Options, measured with the all-mpnet-base-v2 teacher (STS-B test cosine Spearman x100; the
-untrained distillation scores 65.5, the teacher 83.42): on 8,000 demo-corpus sentences (3 epochs
-of batch 32, cosine loss) and on 100,000-150,000 rows of the large corpus (1 epoch):
-
-- ``static_pca_dims: 256`` (model2vec's default) with the learned projection to the teacher's
-  768: 73.4 on the demo rows, 74.5 on the large corpus; 128 did worse (70.2 against 72.5 at
-  2,000 rows), 512 about the same (74.6) for a table twice the size, the full 768 width (with a
-  projection) no better (72.2 against 72.9 at 4,000 rows), and without a projection the PCA
-  basis is not the teacher's space (62.3);
-- ``static_sif_coefficient: 1e-4`` (model2vec's default): the best untrained distillation
-  (65.5, against 60.4 with 1e-3 and 53.5 without SIF) and as good after training (73.4
-  against 73.2 with 1e-3 at 8,000 rows; 72.5 against 72.3 without SIF at 2,000);
-- ``learning_rate`` 3e-3, 30 times a transformer's: the student's weights are the token vectors
-  themselves, each moved only by the batches that hold its token. 1e-4 left it where the
-  least-squares projection put it (72.3 against 72.2), 1e-3 gave 73.3 (demo) and 74.0 (large
-  corpus), 3e-3 73.4 and 74.5, 1e-2 71.2 and 73.9.
+Measured options: benchmarks/RESULTS_quality.md#static-student-options
 """
 
 import functools

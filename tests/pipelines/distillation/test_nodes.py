@@ -3,8 +3,8 @@ from types import SimpleNamespace
 import pytest
 from datasets import Dataset
 
-from embedding_distillation.datasets.student_export_dataset import StudentExport
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance
+from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
     export_student_model,

@@ -1,7 +1,8 @@
 import pytest
 
-from embedding_distillation.datasets import EmbeddingsCheckpointDataset, EmbeddingShardsDataset
+from embedding_distillation.datasets import EmbeddingShardsDataset
 from embedding_distillation.encoding.config import EncodingConfig
+from embedding_distillation.encoding.output import FolderOutput
 from embedding_distillation.encoding.shards import ShardStore
 from embedding_distillation.pipelines.teacher_embeddings.nodes import (
     encode_corpus,
@@ -29,16 +30,16 @@ def test_select_corpus_rejects_unknown_parameters(corpus):
         select_corpus(corpus, {"teacher_model": "t", "chunksize": 5})
 
 
-def _checkpoint(tmp_path):
-    return EmbeddingsCheckpointDataset(filepath=str(tmp_path / "emb")).load()
+def _output(tmp_path):
+    return FolderOutput(tmp_path / "emb")
 
 
-def test_encode_corpus_encodes_into_the_checkpoint_folder(tmp_path, corpus, teacher_dense):
+def test_encode_corpus_encodes_into_the_output_folder(tmp_path, corpus, teacher_dense):
     store = encode_corpus(
         corpus,
         {"teacher_model": teacher_dense, "chunk_size": 20},
         {"device": "cpu"},
-        _checkpoint(tmp_path),
+        _output(tmp_path),
     )
     assert isinstance(store, ShardStore) and store.folder == tmp_path / "emb"
     manifest = store.manifest()
@@ -60,7 +61,7 @@ def test_encode_corpus_encodes_into_the_checkpoint_folder(tmp_path, corpus, teac
 )
 def test_bad_parameters_are_named(tmp_path, corpus, params, message):
     with pytest.raises(ValueError, match=message):
-        encode_corpus(corpus, {"teacher_model": "t", **params}, {}, _checkpoint(tmp_path))
+        encode_corpus(corpus, {"teacher_model": "t", **params}, {}, _output(tmp_path))
     assert not (tmp_path / "emb").exists()
 
 
@@ -76,7 +77,7 @@ def test_push_teacher_embeddings_asks_for_a_push_only_with_push_every(
 ):
     params = {"teacher_model": teacher_dense, "repo_id": "alice/emb", "private": False}
     stored = EmbeddingShardsDataset(filepath=str(tmp_path / "emb"))
-    stored.save(encode_corpus(corpus, params, {"device": "cpu"}, _checkpoint(tmp_path)))
+    stored.save(encode_corpus(corpus, params, {"device": "cpu"}, _output(tmp_path)))
     embeddings = stored.load()
     assert push_teacher_embeddings(embeddings, params).push_every is None
     request = push_teacher_embeddings(embeddings, {**params, "push_every": 20})

@@ -11,9 +11,6 @@ from sentence_transformers import SentenceTransformer
 
 from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.datasets.hub_credentials_dataset import HubCredentials
-from embedding_distillation.datasets.hub_model_dataset import ModelPush
-from embedding_distillation.datasets.student_export_dataset import StudentExport
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.evaluation import plots
 from embedding_distillation.evaluation.metrics import (
@@ -25,8 +22,9 @@ from embedding_distillation.evaluation.regression import check_push, sts_dev_cha
 from embedding_distillation.evaluation.report import render_report
 from embedding_distillation.evaluation.run import evaluate_distillation
 from embedding_distillation.export.config import ExportConfig
+from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.export.student_export import export_student
-from embedding_distillation.hub import ModelCardInfo
+from embedding_distillation.hub import HubCredentials, ModelCardInfo, ModelPush
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.tracking import TrainingEvaluation, best_metric
 from embedding_distillation.training.trainer import (

@@ -6,14 +6,14 @@ from typing import Any
 from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.corpus import check_text_column, limit_rows
-from embedding_distillation.datasets.embeddings_checkpoint_dataset import VersionedShardOutput
-from embedding_distillation.datasets.hub_embeddings_dataset import EmbeddingsPush
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.job import prepare_encoding
+from embedding_distillation.encoding.output import ShardOutput
 from embedding_distillation.encoding.provenance import TeacherEmbeddings
 from embedding_distillation.encoding.run import encode_to_shards
 from embedding_distillation.encoding.shards import ShardStore
+from embedding_distillation.encoding.texts import check_text_column, limit_rows
+from embedding_distillation.hub import EmbeddingsPush, EmbeddingsPusher, HubCredentials
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +37,23 @@ def encode_corpus(
     corpus: Dataset | IterableDataset,
     params: dict[str, Any],
     compute: dict[str, Any],
-    checkpoint: VersionedShardOutput,
+    output: ShardOutput,
+    hub_credentials: HubCredentials | None = None,
 ) -> ShardStore:
     """Selected corpus + options -> the complete shard folder, written shard by shard.
 
-    ``checkpoint`` (the ``teacher_embeddings_checkpoint`` dataset) says where: this run's
+    ``output`` (the ``teacher_embeddings_writer`` dataset) says where: this run's
     ``teacher_embeddings`` version, or an unfinished one of the same job, which the run
     continues. With ``push_every`` set, shards go to the Hub as they complete.
     """
     config = EncodingConfig.from_params(params)
     name = corpus.info.dataset_name or "corpus"
     job = prepare_encoding(corpus, config, ComputeConfig.from_params(compute), source_name=name)
-    return encode_to_shards(job, checkpoint, pusher=checkpoint.pusher(job))
+    hub = hub_credentials or HubCredentials()
+    pusher = EmbeddingsPusher.from_config(
+        config, token=hub.token, source_name=job.source_name, endpoint=hub.endpoint
+    )
+    return encode_to_shards(job, output, pusher=pusher)
 
 
 def push_teacher_embeddings(

@@ -1,7 +1,7 @@
 import httpx2
 import pytest
 
-from embedding_distillation.hub.client import is_transient, redact, resolve_endpoint
+from embedding_distillation.hub_client import is_transient, redact, resolve_endpoint
 
 
 @pytest.mark.parametrize(

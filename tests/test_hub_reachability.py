@@ -23,11 +23,12 @@ from embedding_distillation.corpus import load_corpus
 from embedding_distillation.datasets import CorpusDataset
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.job import prepare_encoding
-from embedding_distillation.hub.reachability import HubUnreachableError, check_hub_reachable
+from embedding_distillation.hub_reachability import HubUnreachableError, check_hub_reachable
 from embedding_distillation.models import resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.trainer import prepare_student
 from tests.conftest import ROOT
+from tests.hub.conftest import local_hub  # noqa: F401 (the fixture)
 
 FAST_S = 20  # generous: the check takes well under a second against a closed port
 
@@ -148,7 +149,7 @@ def test_offline_mode_sends_nothing(down_hub, monkeypatch):
     assert resolve_model_source("org/teacher", what="teacher_model") == "org/teacher"
 
 
-def test_a_hub_that_answers_passes_with_one_request(local_hub):
+def test_a_hub_that_answers_passes_with_one_request(local_hub):  # noqa: F811
     """Any answer counts (the fake Hub has no page at /): the library reports missing repos."""
     check_hub_reachable("alice/teacher", repo_type="model", what="teacher_model")
     assert local_hub.requests == ["HEAD /"]

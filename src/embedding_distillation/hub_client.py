@@ -5,6 +5,9 @@ backoff through ``tenacity``; ``huggingface_hub`` itself does not retry a commit
 commit whose answer was lost would be made twice. Our pushes are idempotent instead: each
 attempt first reads what the repo already holds. 401/403/404 fail at once with a message that
 names the repo and what is missing. No message or log line ever holds a token.
+
+It sits below both the loaders (models, corpus) and the pushers
+(:mod:`embedding_distillation.hub`), so loading a model never imports the pushers.
 """
 
 import logging

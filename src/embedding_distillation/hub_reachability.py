@@ -14,7 +14,7 @@ import httpx2
 from huggingface_hub import constants, get_session
 from huggingface_hub.file_download import repo_folder_name
 
-from embedding_distillation.hub.client import resolve_endpoint
+from embedding_distillation.hub_client import resolve_endpoint
 
 HUB_CHECK_TIMEOUT = 5.0  # seconds the reachability request may take (connect and answer)
 
