@@ -195,8 +195,17 @@ def write_results(args: argparse.Namespace, results: dict[str, dict[str, Any]]) 
 
 {table}
 """
-    args.results.write_text(text)
+    args.results.write_text(text + _hand_written(args.results))
     print(f"\nwritten to {args.results}")
+
+
+HAND_WRITTEN = "<!-- hand-written below -->"
+
+
+def _hand_written(results: Path) -> str:
+    """The hand-written sections at the end of an earlier results file (kept by a rerun)."""
+    old = results.read_text() if results.exists() else ""
+    return "\n" + old[old.index(HAND_WRITTEN) :] if HAND_WRITTEN in old else ""
 
 
 if __name__ == "__main__":
