@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder, TokenizedShard
+from embedding_distillation.encoding.batching import TokenizedShard
+from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder
 
 
 class Crash(Exception):

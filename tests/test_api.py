@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -364,6 +365,28 @@ def test_generate_fails_before_loading_the_teacher(
     source_dataset = corpus if source is None else source()
     with pytest.raises(ValueError, match=message):
         _generator(teacher_dense).generate(source_dataset, output_dir=tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_streamed_file_that_is_not_utf8_fails_before_any_shard_is_written(
+    tmp_path, teacher_dense
+):
+    """Read as it is encoded, a.txt (over one 1000-row read) would give shards before b.txt."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("".join(f"good line {i}\n" for i in range(1100)))
+    bad = folder / "b.txt"
+    bad.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(
+        ValueError,
+        match=(
+            rf"The corpus file {re.escape(str(bad))} is not valid UTF-8: byte 0xe9 at byte "
+            r"offset 3 \(line 1\) is the first that does not decode.* Re-encode it to UTF-8"
+        ),
+    ):
+        _generator(teacher_dense, chunk_size=100).generate(
+            folder, output_dir=tmp_path / "out", streaming=True
+        )
     assert not (tmp_path / "out").exists()
 
 

@@ -13,7 +13,7 @@ from embedding_distillation.corpus_files import first_invalid_utf8
 from embedding_distillation.datasets import CorpusDataset
 
 LATIN1 = "the first line\nsecond line, café au lait\nthird\n".encode("latin-1")
-BAD_OFFSET = LATIN1.index(b"\xe9")  # 33: the é of café, on line 2
+BAD_OFFSET = LATIN1.index(b"\xe9")  # 31: the é of café, on line 2
 
 
 def _empty_parquet(path):
@@ -53,6 +53,7 @@ def test_an_empty_text_file_says_0_rows(tmp_path, streaming):
         load_corpus(path, streaming=streaming)
 
 
+@pytest.mark.parametrize("streaming", [False, True])
 @pytest.mark.parametrize(
     ("name", "content", "offset", "line"),
     [
@@ -61,8 +62,9 @@ def test_an_empty_text_file_says_0_rows(tmp_path, streaming):
     ],
 )
 def test_a_file_that_is_not_utf8_names_the_byte_offset_and_the_fix(
-    tmp_path, name, content, offset, line
+    tmp_path, name, content, offset, line, streaming
 ):
+    """A stream is checked before it is read: the same error, not one in the middle of encoding."""
     path = tmp_path / name
     path.write_bytes(content)
     stem, suffix = name.split(".")
@@ -75,14 +77,30 @@ def test_a_file_that_is_not_utf8_names_the_byte_offset_and_the_fix(
             rf"utf-8 {re.escape(str(path))} > {stem}\.utf8\.{suffix}`"
         ),
     ):
-        load_corpus(path)
+        load_corpus(path, streaming=streaming)
 
 
-def test_the_corpus_dataset_shows_the_clear_error(tmp_path):
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_folder_names_its_file_that_is_not_utf8(tmp_path, streaming):
+    (tmp_path / "a.txt").write_text("fine\nlines\n")
+    path = tmp_path / "b.txt"
+    path.write_bytes(LATIN1)
+    with pytest.raises(
+        ValueError,
+        match=(
+            rf"The corpus file {re.escape(str(path))} is not valid UTF-8: byte 0xe9 at byte "
+            rf"offset {BAD_OFFSET} \(line 2\)"
+        ),
+    ):
+        load_corpus(tmp_path, streaming=streaming)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_the_corpus_dataset_shows_the_clear_error(tmp_path, streaming):
     path = tmp_path / "corpus.txt"
     path.write_bytes(LATIN1)
     with pytest.raises(DatasetError, match=f"byte 0xe9 at byte offset {BAD_OFFSET}"):
-        CorpusDataset(source=str(path)).load()
+        CorpusDataset(source=str(path), streaming=streaming).load()
 
 
 def test_the_re_encoded_file_loads(tmp_path):

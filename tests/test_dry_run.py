@@ -1,8 +1,19 @@
-"""``kedro run --params dry_run=true`` and the ``gpu`` environment, through the kedro CLI."""
+"""The dry run: its runner and session in-process; ``dry_run=true`` and ``--env gpu`` via the CLI."""
+
+import logging
+from types import SimpleNamespace
 
 import pytest
+from kedro.framework.session import KedroSession
+from kedro.io import DataCatalog, MemoryDataset
 
-from tests.conftest import make_project_copy, run_kedro
+from embedding_distillation.dry_run import DryRunner, DryRunSession
+from embedding_distillation.pipelines.distillation.pipeline import create_pipeline as distillation
+from embedding_distillation.pipelines.teacher_embeddings.pipeline import (
+    create_pipeline as teacher_embeddings,
+)
+from tests.conftest import base_parameters, make_project_copy, run_kedro
+from tests.spies import record_encoded
 
 TINY = {
     "compute": {"device": "cpu", "batch_size": 8},
@@ -11,14 +22,18 @@ TINY = {
 }
 
 
-@pytest.fixture
-def project(tmp_path, teacher_dense, student):
-    params = {
+def _tiny(teacher, student):
+    """The parameter groups that differ from conf/base: tiny models, few rows."""
+    return {
         **TINY,
-        "teacher_embeddings": {**TINY["teacher_embeddings"], "teacher_model": teacher_dense},
+        "teacher_embeddings": {**TINY["teacher_embeddings"], "teacher_model": teacher},
         "distillation": {**TINY["distillation"], "student_model": student},
     }
-    return make_project_copy(tmp_path, parameters=params)
+
+
+@pytest.fixture
+def project(tmp_path, teacher_dense, student):
+    return make_project_copy(tmp_path, parameters=_tiny(teacher_dense, student))
 
 
 def _written(project):
@@ -32,6 +47,48 @@ def _written(project):
 def _unwrapped(result):
     """stdout + stderr with rich's line wrapping undone."""
     return " ".join((result.stdout + result.stderr).split())
+
+
+def _catalog(corpus, teacher, student):
+    """The catalog entries a dry run of both pipelines reads, with the tiny models."""
+    groups = base_parameters()
+    for name, values in _tiny(teacher, student).items():
+        groups[name] = {**groups[name], **values}
+    datasets = {f"params:{name}": MemoryDataset(values) for name, values in groups.items()}
+    return DataCatalog({**datasets, "corpus": MemoryDataset(corpus, copy_mode="assign")})
+
+
+def test_the_dry_runner_logs_the_plan_and_runs_no_node(
+    corpus, teacher_dense, student, monkeypatch, caplog
+):
+    encoded = record_encoded(monkeypatch)
+    catalog = _catalog(corpus, teacher_dense, student)
+    with caplog.at_level(logging.INFO):
+        result = DryRunner().run(teacher_embeddings() + distillation(), catalog)
+    assert result == {}
+    assert encoded == []  # no node ran: nothing was encoded
+    assert "teacher_embeddings" not in catalog and "student_model" not in catalog
+    (plan,) = [
+        r.getMessage() for r in caplog.records if r.name == "embedding_distillation.dry_run.plan"
+    ]
+    assert plan.startswith("teacher_embeddings:\n  teacher: ")
+    assert "30 rows to encode from column 'text'" in plan
+    assert "\ndistillation:\n  student: " in plan
+    assert "training: 27 rows, 1 epoch(s) of batch 8 = 4 steps" in plan
+    assert "Nothing was encoded, trained or written" in caplog.text
+
+
+@pytest.mark.parametrize("dry_run", [True, False, None])
+def test_the_session_hands_a_dry_run_to_the_dry_runner(monkeypatch, dry_run):
+    runs = []
+    monkeypatch.setattr(KedroSession, "run", lambda self, *args, **kwargs: runs.append(kwargs))
+    parameters = {} if dry_run is None else {"dry_run": dry_run}
+    context = SimpleNamespace(config_loader={"parameters": parameters})
+    monkeypatch.setattr(DryRunSession, "load_context", lambda self: context)
+    DryRunSession.run(object.__new__(DryRunSession), pipeline_names=["distillation"])
+    (kwargs,) = runs
+    assert kwargs["pipeline_names"] == ["distillation"]
+    assert isinstance(kwargs.get("runner"), DryRunner) is bool(dry_run)
 
 
 @pytest.mark.slow

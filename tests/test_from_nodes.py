@@ -29,8 +29,8 @@ if os.environ.get("ED_TEST_SLOW_SHARDS"):
 TEACHER_NODES = ["select_corpus", "encode_corpus", "push_teacher_embeddings"]
 DISTILLATION_NODES = [
     "split_embeddings",
-    "train_student",
-    "export_student",
+    "train_student_model",
+    "export_student_model",
     "evaluate_student",
     "plot_report",
     "write_report",
@@ -99,16 +99,16 @@ def test_from_nodes_runs_that_node_and_what_follows_it(project, pipeline, node):
     assert node in ran and not set(ran) & set(nodes[: nodes.index(node)])
     encoded = node in ("select_corpus", "encode_corpus")
     assert len(_versions(project, "03_primary/teacher_embeddings")) == len(embeddings) + encoded
-    trained = node in ("split_embeddings", "train_student")
+    trained = node in ("split_embeddings", "train_student_model")
     assert len(_versions(project, "06_models/student_model")) == len(students) + trained
-    exported = node in ("split_embeddings", "train_student", "export_student")
+    exported = node in ("split_embeddings", "train_student_model", "export_student_model")
     assert len(_versions(project, "06_models/student_exports")) == len(exports) + exported
     evaluated = exported or node == "evaluate_student"
     assert len(_versions(project, "08_reporting/distillation_metrics.json")) == (
         len(metrics) + evaluated
     )
     if node == "evaluate_student":  # the latest saved student, re-evaluated without training
-        assert "Running node: train_student" not in _output(result)
+        assert "Running node: train_student_model" not in _output(result)
         record = json.loads(_newest(project, "08_reporting/distillation_metrics.json").read_text())
         assert record["heldout_rows"] == 3
         assert record["teacher_model"] == "data/01_raw/models/teacher"

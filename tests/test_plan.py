@@ -72,6 +72,22 @@ def test_distillation_plan_counts_steps_and_names_the_projection(corpus, teacher
     )
 
 
+def test_under_torchrun_the_steps_are_those_of_each_process(
+    corpus, teacher_dense, student, monkeypatch
+):
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
+        monkeypatch.setenv(name, value)
+    plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
+    assert "batches of 8 texts, sorted by length; shared by 2 processes" in "\n".join(plan.lines)
+    lines = plan_distillation(
+        plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, {}
+    )
+    steps = math.ceil(45 / (8 * 2)) * 2  # as training_steps counts them: per process
+    assert f"training: 45 rows, 2 epoch(s) of batch 8 x 2 processes = {steps} steps" in "\n".join(
+        lines
+    )
+
+
 def test_the_plan_names_the_in_training_evaluation_and_its_metric(corpus, teacher_dense, student):
     plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
     pairs = Dataset.from_dict({"sentence1": ["a"] * 3, "sentence2": ["b"] * 3, "score": [1.0] * 3})

@@ -78,13 +78,9 @@ import torch
 
 from embedding_distillation.attention import model_class, uses_fused_attention
 from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.encoding.batching import token_lengths
 from embedding_distillation.encoding.config import FINAL_COLUMN, EncodingConfig
-from embedding_distillation.encoding.engine import (
-    ShardEncoder,
-    prepare_encoding,
-    run_encoding,
-    token_lengths,
-)
+from embedding_distillation.encoding.engine import ShardEncoder, prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
 
 REPO = Path(__file__).resolve().parents[2]

@@ -27,8 +27,8 @@ DESCRIPTIONS = {
     "`credentials: huggingface` gives a private Hub dataset its token.",
     "hub_credentials": "Read-only: the Hub token of the `huggingface` credentials, which "
     "`encode_corpus` pushes shards with while it encodes (`teacher_embeddings.push_every`) and "
-    "`train_student` pushes its checkpoints with (`distillation.push_checkpoints`); a token is "
-    "never a parameter, and the dataset describes it as `***`.",
+    "`train_student_model` pushes its checkpoints with (`distillation.push_checkpoints`); a "
+    "token is never a parameter, and the dataset describes it as `***`.",
     "training_metrics": "What the trainer reports: mean training loss, steps, samples/s and the "
     "logged loss history.",
     "student_model": "The trained student, a sentence-transformers model folder (one version per "

@@ -27,7 +27,7 @@ GROUPS = {
     "compute": "compute.ComputeConfig",
     "teacher_embeddings": "encoding.config.EncodingConfig",
     "distillation": "training.config.EmbeddingTrainerConfig",
-    "evaluation": "evaluation.metrics.EvaluationConfig",
+    "evaluation": "evaluation.config.EvaluationConfig",
     "export": "export.config.ExportConfig",
 }
 
@@ -44,9 +44,10 @@ class Described:
 TOP_LEVEL = {
     "dry_run": Described(
         "`true` or `false`",
-        "Check the parameters, the corpus and the models, print the plan (rows, shards, disk "
-        "size, training steps, pushes) and stop before the first node: nothing is encoded, "
-        "trained or written (`DryRunHook`, `embedding_distillation.plan`).",
+        "Check the parameters, the corpus and the models and log the plan (rows, shards, disk "
+        "size, training steps per process, pushes) instead of running the nodes: nothing is "
+        "encoded, trained or written (`embedding_distillation.dry_run`, "
+        "`embedding_distillation.plan`).",
     ),
 }
 
@@ -66,10 +67,10 @@ CREDENTIALS = {
         "a Hub token, or `null`",
         "The token of every catalog entry that talks to the Hub: `corpus` (a private Hub "
         "dataset), `hub_credentials` (the pushes of `encode_corpus` while it encodes and the "
-        "checkpoint pushes of `train_student`), `teacher_embeddings_hub` (the final embedding "
-        "push) and `student_model_hub`; conf/base reads it from the `HF_TOKEN` environment "
-        "variable. Put your own in `conf/local/credentials.yml` (git-ignored); a token is never "
-        "a parameter.",
+        "checkpoint pushes of `train_student_model`), `teacher_embeddings_hub` (the final "
+        "embedding push) and `student_model_hub`; conf/base reads it from the `HF_TOKEN` "
+        "environment variable. Put your own in `conf/local/credentials.yml` (git-ignored); a "
+        "token is never a parameter.",
     ),
 }
 

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 
 from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.corpus import CorpusSource, load_corpus
+from embedding_distillation.corpus import CorpusSource, corpus_name, load_corpus
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig, OutputType
 from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.encoding.output import FolderOutput
@@ -38,14 +38,6 @@ from embedding_distillation.training.trainer import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_PUSH_EVERY = 10_000
-
-
-def _source_name(source: CorpusSource) -> str:
-    if isinstance(source, Dataset):
-        return source.info.dataset_name or f"dataset-{source._fingerprint[:8]}"
-    if isinstance(source, IterableDataset):
-        return source.info.dataset_name or "stream"
-    return Path(os.fspath(source)).name or "corpus"
 
 
 def _default_output_dir(source_name: str, output_type: str) -> Path:
@@ -112,6 +104,7 @@ class TeacherEmbeddingsGenerator:
         max_samples: int | None = None,
         output_dir: str | os.PathLike[str] | None = None,
         streaming: bool = False,
+        token: str | None = None,
     ) -> Dataset:
         """Encode ``source_dataset`` and return the texts with their embeddings.
 
@@ -130,13 +123,15 @@ class TeacherEmbeddingsGenerator:
                 at once, nothing is downloaded or cached first, and the texts are checked as
                 they arrive. A resumed run reads the stream again from its start and checks
                 that the rows it wrote before are still the same.
+            token: Hub token that reads a private Hub dataset ``source_dataset`` (``None``:
+                ``HF_TOKEN`` or the stored login); never logged or shown.
 
         Returns:
             A memory-mapped ``datasets.Dataset`` with ``text_column`` and the embedding columns.
         """
         config = self._config(text_column, output_type, layer_indices, split, max_samples)
         return self._run(
-            source_dataset, config, output_dir=output_dir, token=None, streaming=streaming
+            source_dataset, config, output_dir=output_dir, token=token, streaming=streaming
         )
 
     def generate_and_push(
@@ -158,10 +153,11 @@ class TeacherEmbeddingsGenerator:
     ) -> Dataset:
         """Like :meth:`generate`, pushing completed shards to ``repo_id`` every ``push_every`` rows.
 
-        ``repo_id`` defaults to ``<token's user>/<source name>-embeddings``; ``token`` defaults
-        to ``HF_TOKEN`` / the stored login; ``endpoint`` (a private Hub deployment) defaults to
-        ``HF_ENDPOINT`` / the public Hub. Only new shards go up, one commit per push; when the
-        repo already holds shards of the same job, they are downloaded instead of encoded again.
+        ``repo_id`` defaults to ``<token's user>/<source name>-embeddings``; ``token`` (which
+        also reads a private Hub dataset ``source_dataset``) defaults to ``HF_TOKEN`` / the
+        stored login; ``endpoint`` (a private Hub deployment) defaults to ``HF_ENDPOINT`` / the
+        public Hub. Only new shards go up, one commit per push; when the repo already holds
+        shards of the same job, they are downloaded instead of encoded again.
         With ``push_every`` below ``chunk_size``, shards of ``push_every`` rows are written, so
         that every push adds ``push_every`` rows.
         """
@@ -208,13 +204,17 @@ class TeacherEmbeddingsGenerator:
         streaming: bool = False,
     ) -> Dataset:
         corpus = load_corpus(
-            source, split=config.split, max_samples=config.max_samples, streaming=streaming
+            source,
+            split=config.split,
+            max_samples=config.max_samples,
+            streaming=streaming,
+            token=token,
         )
-        name = _source_name(source)
+        name = corpus_name(source)
         job = prepare_encoding(corpus, config, self.compute, source_name=name)
         folder = Path(output_dir) if output_dir else _default_output_dir(name, config.output_type)
-        pusher = EmbeddingsPusher.from_config(
-            config, token=token, source_name=job.source_name, endpoint=endpoint
+        pusher = EmbeddingsPusher.create(
+            config, source_name=job.source_name, token=token, endpoint=endpoint
         )
         # The same steps as the teacher_embeddings pipeline: encode_corpus, then the final push.
         store = encode_to_shards(job, FolderOutput(folder), pusher=pusher)
@@ -313,7 +313,7 @@ class EmbeddingDistillationTrainer:
             dev_pairs="train(..., sts_dev=pairs)",
         )
         card = ModelCardInfo(
-            training_data=dataset if isinstance(dataset, str) else _source_name(dataset),
+            training_data=dataset if isinstance(dataset, str) else corpus_name(dataset),
             training_config=self.config.to_dict(),
             metrics=metrics,
         )

@@ -16,7 +16,7 @@ import datasets
 from datasets import Dataset, DatasetDict, IterableDataset
 from datasets.exceptions import DatasetGenerationError
 
-from embedding_distillation.corpus_files import empty_file_error, explain_load_error
+from embedding_distillation.corpus_files import explain_load_error
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
 from embedding_distillation.encoding.texts import Corpus, limit_rows
 from embedding_distillation.hub_reachability import check_hub_reachable
@@ -54,8 +54,9 @@ def load_corpus(
         max_samples: Keep only the first N rows.
         streaming: Read data files and Hub datasets with ``streaming=True`` (an
             ``IterableDataset``): rows are read as they are encoded, with no download or Arrow
-            cache beforehand. Folders saved with ``save_to_disk`` and shard folders are
-            memory-mapped already; they are streamed from their Arrow files.
+            cache beforehand (local text files are read once first, to check they are UTF-8).
+            Folders saved with ``save_to_disk`` and shard folders are memory-mapped already;
+            they are streamed from their Arrow files.
         token: Hub token for a private Hub dataset (``None``: ``HF_TOKEN`` or the stored
             login); never shown.
 
@@ -74,6 +75,18 @@ def load_corpus(
         dataset = dataset.to_iterable_dataset()
         dataset.info.dataset_name = name
     return limit_rows(dataset, max_samples)
+
+
+def corpus_name(source: CorpusSource) -> str:
+    """The corpus's name in logs, provenance, dataset cards and default folder and repo names.
+
+    The one rule for every front door: a file, folder or Hub id is named by its last part as
+    given (``data/news.parquet`` -> ``news.parquet``), a dataset by the name it carries
+    (:func:`load_corpus` names local files and folders after them), anything else ``corpus``.
+    """
+    if isinstance(source, Dataset | IterableDataset):
+        return source.info.dataset_name or "corpus"
+    return Path(os.fspath(source)).name or "corpus"
 
 
 def _load_from_reference(text: str, split: str, streaming: bool, token: str | None) -> Corpus:
@@ -121,10 +134,11 @@ def _clear_file_errors(path: Path, streaming: bool) -> Iterator[None]:
     """Turn ``datasets``' generic generation error into one that names the file at fault.
 
     ``path`` is the data file, or the folder of data files, being loaded. A streamed corpus is
-    read later, while encoding: its files are checked for 0 rows up front instead.
+    read later, while encoding, where such an error would come after shards were written: its
+    files are checked up front instead (0 rows, and every byte of the text files decoded once).
     """
-    if streaming and (empty := empty_file_error(_data_files(path))) is not None:
-        raise empty
+    if streaming and (clear := explain_load_error(_data_files(path))) is not None:
+        raise clear
     try:
         yield
     except DatasetGenerationError as e:

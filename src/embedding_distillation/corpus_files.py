@@ -5,8 +5,9 @@ as "An error occurred while generating the dataset" (the cause, ``BatchSize must
 than 0`` or a ``UnicodeDecodeError`` at a position within one read block, is buried in the
 chain). After such a failure, :func:`explain_load_error` looks at the files themselves and says
 which one is at fault, where, and how to fix it. Nothing here runs when loading succeeds,
-except the cheap :func:`empty_file_error` for a streamed corpus, whose errors would otherwise
-come in the middle of encoding.
+except for a streamed corpus, whose errors would otherwise come in the middle of encoding: its
+files get the same checks up front (a Parquet footer or a size per file, and one read of each
+text file).
 """
 
 import codecs

@@ -1,11 +1,8 @@
-"""The project's Kedro hooks: early parameter checks, the dry run, and outputs under ``torchrun``.
+"""The project's Kedro hooks: early parameter checks, and outputs under ``torchrun``.
 
 ``ConfigCheckHook``: every parameter group of the run is parsed before its first node, so a
-wrong value of the distillation stage stops ``kedro run`` before the encoding starts.
-
-``DryRunHook``: ``kedro run --params dry_run=true`` checks everything, prints the plan and stops
-before the first node (``SystemExit(0)``); the checks and the plan are in
-:mod:`embedding_distillation.plan`, which notebooks can call directly.
+wrong value of the distillation stage stops ``kedro run`` before the encoding starts. (The dry
+run is not a hook: see :mod:`embedding_distillation.dry_run`.)
 
 ``DistributedHook``: every process of a ``torchrun`` run runs the pipeline, only rank 0 writes
 its outputs.
@@ -21,15 +18,9 @@ folder, and every rank then loads the embeddings from it.
 
 import logging
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kedro.framework.hooks import hook_impl
-from kedro.io.core import DatasetError
-
-if TYPE_CHECKING:
-    from datasets import Dataset
-
-    from embedding_distillation.plan import EncodingPlan
 
 # Heavy imports (torch, datasets) are deferred: every ``kedro`` command loads the settings.
 logger = logging.getLogger(__name__)
@@ -89,7 +80,7 @@ class ConfigCheckHook:
         """Build every config whose ``params:`` group is an input of ``pipeline``."""
         from embedding_distillation.compute import ComputeConfig
         from embedding_distillation.encoding.config import EncodingConfig
-        from embedding_distillation.evaluation.metrics import EvaluationConfig
+        from embedding_distillation.evaluation.config import EvaluationConfig
         from embedding_distillation.export.config import ExportConfig
         from embedding_distillation.training.config import EmbeddingTrainerConfig
 
@@ -115,56 +106,3 @@ class ConfigCheckHook:
             EvaluationConfig.from_params(evaluation).check_tasks()
         if (export := group("export")) is not None:
             ExportConfig.from_params(export)
-
-
-class DryRunHook:
-    """With ``dry_run: true``, print the plan of the pipelines in the run and stop before them."""
-
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        """Plan the ``teacher_embeddings`` and ``distillation`` parts of ``pipeline``, then exit."""
-        if "params:dry_run" not in catalog or not catalog.load("params:dry_run"):
-            return
-        from embedding_distillation import plan
-
-        outputs = pipeline.all_outputs()
-        lines: list[str] = []
-        encoding = None
-        if "teacher_embeddings" in outputs:
-            encoding = plan.plan_teacher_embeddings(
-                catalog.load("corpus"),
-                catalog.load("params:teacher_embeddings"),
-                catalog.load("params:compute"),
-            )
-            lines += ["teacher_embeddings:", *(f"  {line}" for line in encoding.lines)]
-        if "student_model" in outputs:
-            embeddings, num_rows = _embeddings_for_plan(catalog, encoding)
-            steps = plan.plan_distillation(
-                embeddings,
-                num_rows,
-                catalog.load("params:distillation"),
-                catalog.load("params:compute"),
-                catalog.load("params:evaluation"),
-                catalog.load("params:export") if "params:export" in catalog else None,
-                catalog.load("sts_benchmark") if "sts_benchmark" in catalog else None,
-                catalog.load("sts_benchmark_dev") if "sts_benchmark_dev" in catalog else None,
-            )
-            lines += ["distillation:", *(f"  {line}" for line in steps)]
-        logger.info("Dry run: the checks passed. The plan:")
-        print("\n".join(lines), flush=True)  # plain stdout: log lines would be re-wrapped
-        logger.info("Nothing was encoded, trained or written. Drop dry_run=true to run it.")
-        raise SystemExit(0)
-
-
-def _embeddings_for_plan(catalog: Any, encoding: "EncodingPlan | None") -> tuple["Dataset", int]:
-    if encoding is not None:
-        return encoding.stand_in, encoding.num_rows
-    try:
-        stored = catalog.load("teacher_embeddings").rows
-    except DatasetError as e:
-        raise ValueError(
-            "The distillation pipeline needs stored teacher embeddings and there are none yet "
-            f"({e}). Run `kedro run --pipeline teacher_embeddings` first, or dry-run both "
-            "pipelines together (`kedro run --params dry_run=true`)."
-        ) from e
-    return stored, len(stored)

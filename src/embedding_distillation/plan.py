@@ -1,10 +1,10 @@
 """The dry run: check a run's parameters, data and models, and say what the run would do.
 
-``kedro run --params dry_run=true`` (``DryRunHook`` in :mod:`embedding_distillation.hooks`)
-calls these functions before any node runs: they read the corpus or the stored embeddings, load
-the teacher and the student, and return the plan as lines of text (rows, shards, columns,
-expected disk size, training steps, Hub pushes). Nothing is encoded, trained or written. The
-same functions work from a notebook.
+``kedro run --params dry_run=true`` (:class:`~embedding_distillation.dry_run.DryRunner`) calls
+these functions instead of running the nodes: they read the corpus or the stored embeddings,
+load the teacher and the student, and return the plan as lines of text (rows, shards, columns,
+expected disk size, training steps per process, Hub pushes). Nothing is encoded, trained or
+written. The same functions work from a notebook.
 """
 
 import logging
@@ -16,10 +16,12 @@ import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig, resolve_device
+from embedding_distillation.corpus import corpus_name
+from embedding_distillation.distributed import world_size
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import EncodingJob, ShardEncoder, prepare_encoding
-from embedding_distillation.encoding.texts import check_text_column
-from embedding_distillation.evaluation.metrics import EvaluationConfig, heldout_rows
+from embedding_distillation.evaluation.config import EvaluationConfig
+from embedding_distillation.evaluation.metrics import heldout_rows
 from embedding_distillation.evaluation.mteb_tasks import STS_BENCHMARK
 from embedding_distillation.export.config import ExportConfig
 from embedding_distillation.models import resolve_model_source
@@ -71,10 +73,7 @@ def plan_teacher_embeddings(
     """
     config = EncodingConfig.from_params(params)
     compute_config = ComputeConfig.from_params(compute)
-    check_text_column(corpus, config.text_column)
-    job = prepare_encoding(
-        corpus, config, compute_config, source_name=corpus.info.dataset_name or "corpus"
-    )
+    job = prepare_encoding(corpus, config, compute_config, source_name=corpus_name(corpus))
     encoder = ShardEncoder(job).teacher()  # loads the teacher: the check that its weights load
     columns = encoder.columns()
     value_bytes = BYTES_PER_VALUE[config.embedding_dtype]
@@ -102,7 +101,7 @@ def plan_teacher_embeddings(
         + ", ".join(f"{name} ({dim}-d)" for name, dim in columns.items())
         + f", stored as {config.embedding_dtype}",
         f"shards: {-(-num_rows // job.shard_size):,} of up to {job.shard_size:,} rows; "
-        f"{batches}, sorted by length",
+        f"{batches}, sorted by length{_processes('; shared by ')}",
         f"disk: about {_megabytes(embedding_bytes + text_bytes)} before compression "
         f"({_megabytes(embedding_bytes)} embeddings and row ids, {_megabytes(text_bytes)} text)",
         _push_line(config, num_rows),
@@ -149,7 +148,7 @@ def plan_distillation(
     planned = replace(config, projection="learned") if config.projection == "pca" else config
     student = prepare_student(planned, target_dim, shape_only=True)
     train_rows = num_rows - heldout
-    steps = training_steps(config, train_rows)
+    steps = training_steps(config, train_rows)  # per process: divided by world_size()
     shape = " -> ".join(type(module).__name__ for module in student)
     return [
         f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
@@ -171,7 +170,8 @@ def plan_distillation(
             else []
         ),
         f"training: {train_rows:,} rows, {config.num_epochs} epoch(s) of batch "
-        f"{config.batch_size} = {steps:,} steps at learning rate {config.learning_rate:g}",
+        f"{config.batch_size}{_processes(' x ')} = {steps:,} steps at learning rate "
+        f"{config.learning_rate:g}",
         _tracking_line(config, tracked, metric, heldout),
         _evaluation_line(heldout, eval_config, sts_pairs),
         _exports_line(config, export_config),
@@ -248,6 +248,12 @@ def _text_bytes(job: EncodingJob, num_rows: int, sample_rows: int = 1000) -> int
     for batch in job.corpus.select(job.row_ids).with_format("arrow").iter(batch_size=10_000):
         total += pc.sum(pc.binary_length(batch[column])).as_py() or 0
     return total
+
+
+def _processes(prefix: str) -> str:
+    """``prefix`` and the process count under torchrun (they share the work), else ``""``."""
+    world = world_size()
+    return f"{prefix}{world} processes" if world > 1 else ""
 
 
 def _parameters(model: Any) -> str:

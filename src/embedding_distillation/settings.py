@@ -4,7 +4,8 @@ import warnings
 
 from kedro.config import OmegaConfigLoader
 
-from embedding_distillation.hooks import ConfigCheckHook, DistributedHook, DryRunHook
+from embedding_distillation.dry_run import DryRunSession
+from embedding_distillation.hooks import ConfigCheckHook, DistributedHook
 
 # Kedro 1.7 registers its resolvers with an OmegaConf call that newer OmegaConf deprecates: six
 # warnings of 15 lines each on every run, about Kedro's code, not the project's.
@@ -12,7 +13,10 @@ warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
 
-HOOKS = (ConfigCheckHook(), DryRunHook(), DistributedHook())
+HOOKS = (ConfigCheckHook(), DistributedHook())
+
+# `kedro run --params dry_run=true` checks everything and logs the plan; no node runs.
+SESSION_CLASS = DryRunSession
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {

@@ -11,7 +11,7 @@ import pytest
 from datasets import Dataset
 
 from embedding_distillation.compute import ComputeConfig
-from embedding_distillation.encoding import engine, shards
+from embedding_distillation.encoding import batching, engine, shards
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.engine import ShardEncoder, prepare_encoding, run_encoding
 from embedding_distillation.encoding.shards import ShardStore
@@ -126,14 +126,14 @@ def test_large_shards_are_tokenized_in_windows_of_similar_lengths(
     corpus, teacher_dense, monkeypatch
 ):
     run = ShardEncoder(_job(corpus, teacher_dense))  # batch_size 4
-    shard = engine.ShardTexts(0, np.arange(50), list(corpus["text"]))
+    shard = batching.ShardTexts(0, np.arange(50), list(corpus["text"]))
     whole = run.encode_texts(shard.texts)  # one window of 50
-    monkeypatch.setattr(engine, "TOKENIZE_WINDOW", 7)
+    monkeypatch.setattr(batching, "TOKENIZE_WINDOW", 7)
     tokenized = run.tokenize(shard)
     positions = [rows for rows, _ in tokenized.batches]
     assert sorted(np.concatenate(positions).tolist()) == list(range(50))
     assert len(positions) == 8 * 2 - 1  # 7 windows of 7 texts (4 + 3) and one of 1
-    lengths = engine.token_lengths(run.teacher(), shard.texts)
+    lengths = batching.token_lengths(run.teacher(), shard.texts)
     for rows, features in tokenized.batches:  # each batch is cut to its own longest text
         assert features["input_ids"].shape == (len(rows), lengths[rows].max())
     assert tokenized.tokens == lengths.sum()
@@ -145,9 +145,9 @@ def test_large_shards_are_tokenized_in_windows_of_similar_lengths(
 
 def test_token_budget_batches_respect_the_budget(corpus, teacher_dense):
     run = ShardEncoder(_job(corpus, teacher_dense, max_tokens_per_batch=64))
-    lengths = engine.token_lengths(run.teacher(), list(corpus["text"]))
+    lengths = batching.token_lengths(run.teacher(), list(corpus["text"]))
     order = np.argsort(-lengths, kind="stable")
-    batches = list(run._batches(order, lengths))
+    batches = list(batching.length_batches(order, lengths, batch_size=4, max_tokens=64))
     assert np.concatenate(batches).tolist() == order.tolist()
     assert len(batches) > 50 // 32 + 1  # smaller than batch_size batches
     for batch in batches:

@@ -8,9 +8,9 @@ import pytest
 import torch
 from datasets import Dataset
 
+from embedding_distillation.evaluation.config import EvaluationConfig
 from embedding_distillation.evaluation.encoders import EvaluatedModel
 from embedding_distillation.evaluation.metrics import (
-    EvaluationConfig,
     agreement,
     cost,
     evaluate_models,

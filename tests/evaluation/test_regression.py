@@ -12,7 +12,7 @@ from embedding_distillation.evaluation.regression import (
     sts_dev_change,
 )
 from embedding_distillation.export.formats import StudentExport
-from embedding_distillation.pipelines.distillation.nodes import plan_model_push
+from embedding_distillation.pipelines.distillation.nodes import push_student_model
 from tests.hub.conftest import TOKEN, local_hub  # noqa: F401 (the fixture)
 
 PROVENANCE = {
@@ -68,7 +68,7 @@ def test_no_dev_figures_push_with_a_warning(caplog):
 
 def _push_request(student: str, metrics: dict, **params):
     model = SentenceTransformer(student, device="cpu")
-    return plan_model_push(
+    return push_student_model(
         model,
         StudentExport(None, ()),
         metrics,

@@ -5,12 +5,17 @@ The suite runs with ``HF_HUB_OFFLINE=1``; ``huggingface_hub`` and ``datasets`` r
 constants as well as the environment, and undoes both afterwards.
 """
 
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tests.hub.server import FakeHub, HubServer
 
 TOKEN = "hf_aliceWriteToken0123456789"
 OTHER_TOKEN = "hf_bobWriteToken0123456789"
+PRIVATE_TEXTS = ["a private sentence", "another private one", "and a third"]
 
 
 @pytest.fixture
@@ -49,3 +54,23 @@ def local_hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
     close_session()
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def private_corpus(local_hub, tmp_path, monkeypatch) -> str:
+    """``alice/private-corpus``: a private dataset repo with one Parquet file (nothing cached)."""
+    import datasets
+    from huggingface_hub import HfApi
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    buffer = io.BytesIO()
+    pq.write_table(pa.table({"text": PRIVATE_TEXTS}), buffer)
+    api = HfApi(endpoint=local_hub.url, token=TOKEN)
+    api.create_repo("alice/private-corpus", repo_type="dataset", private=True)
+    api.upload_file(
+        path_or_fileobj=buffer.getvalue(),
+        path_in_repo="data/train.parquet",
+        repo_id="alice/private-corpus",
+        repo_type="dataset",
+    )
+    return "alice/private-corpus"

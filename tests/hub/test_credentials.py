@@ -1,45 +1,20 @@
 """The catalog's credentials reach every Hub read and push of the pipelines (local fake Hub)."""
 
-import io
 import logging
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from huggingface_hub import HfApi
 from kedro.io import DatasetError
 
 from embedding_distillation import TeacherEmbeddingsGenerator
 from embedding_distillation.datasets import CorpusDataset
 from embedding_distillation.hub import HubCredentials
 from embedding_distillation.pipelines.distillation.nodes import train_student_model
-from tests.hub.conftest import TOKEN
-
-TEXTS = ["a private sentence", "another private one", "and a third"]
-
-
-@pytest.fixture
-def private_corpus(local_hub, tmp_path, monkeypatch) -> str:
-    """``alice/private-corpus``: a private dataset repo with one Parquet file (nothing cached)."""
-    import datasets
-
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
-    buffer = io.BytesIO()
-    pq.write_table(pa.table({"text": TEXTS}), buffer)
-    api = HfApi(endpoint=local_hub.url, token=TOKEN)
-    api.create_repo("alice/private-corpus", repo_type="dataset", private=True)
-    api.upload_file(
-        path_or_fileobj=buffer.getvalue(),
-        path_in_repo="data/train.parquet",
-        repo_id="alice/private-corpus",
-        repo_type="dataset",
-    )
-    return "alice/private-corpus"
+from tests.hub.conftest import PRIVATE_TEXTS, TOKEN
 
 
 def test_a_private_hub_corpus_is_read_with_the_catalog_credentials(local_hub, private_corpus):
     dataset = CorpusDataset(source=private_corpus, credentials={"token": TOKEN})
-    assert dataset.load()["text"] == TEXTS
+    assert dataset.load()["text"] == PRIVATE_TEXTS
     assert TOKEN not in str(dataset)
 
 
@@ -87,6 +62,20 @@ def test_checkpoints_are_pushed_with_the_catalog_credentials(
     for step in (2, 4):
         assert f"checkpoints/checkpoint-{step}/model.safetensors" in files
     assert TOKEN not in caplog.text
+
+
+def test_checkpoints_are_pushed_to_the_catalog_endpoint(
+    tmp_path, local_hub, train_rows, student, monkeypatch, caplog
+):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_ENDPOINT")  # only hub_credentials' endpoint leads to the local Hub
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    _train(tmp_path, train_rows, student, HubCredentials(token=TOKEN, endpoint=local_hub.url))
+    files = local_hub.repo("alice/distilled", "model").files_at("main")
+    for step in (2, 4):
+        assert f"checkpoints/checkpoint-{step}/model.safetensors" in files
+    assert "Could not push" not in caplog.text
 
 
 def test_without_credentials_checkpoint_pushes_fail_and_training_goes_on(

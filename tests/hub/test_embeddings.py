@@ -16,7 +16,15 @@ from embedding_distillation.hub import EmbeddingsPusher, HubError, RetryPolicy
 from tests.hub.conftest import OTHER_TOKEN, TOKEN
 
 FAST = RetryPolicy(attempts=3, first_wait=0.0, max_wait=0.0)
-IDENTITY = {"teacher_fingerprint": "abc", "chunk_size": 10}
+IDENTITY = {
+    "teacher_fingerprint": "abc",
+    "output_type": "final",
+    "embedding_dtype": "float32",
+    "corpus_fingerprint": "def",
+    "columns": {"teacher_embedding_final": 4},
+    "chunk_size": 10,
+}
+DETAILS = {"teacher_model": "org/teacher", "corpus": "org/news"}  # the manifest's provenance
 COMMIT = r"POST /api/datasets/.*/commit/"
 
 
@@ -36,14 +44,14 @@ def _pusher(push_every=20, repo_id="alice/emb", token=TOKEN, **config) -> Embedd
     config = EncodingConfig(
         teacher_model="org/teacher", push_every=push_every, repo_id=repo_id, **config
     )
-    pusher = EmbeddingsPusher.from_config(config, token=token, source_name="org/news")
+    pusher = EmbeddingsPusher.create(config, source_name="org/news", token=token)
     pusher.retry = FAST
     return pusher
 
 
 def _encode(store: ShardStore, pusher, shards=range(5), total=5) -> None:
     """What a run does: write each shard and tell the pusher; after the last, the final push."""
-    store.begin(IDENTITY)
+    store.begin(IDENTITY, DETAILS)
     for index in shards:
         store.write_shard(index, _table(index))
         pusher.after_listing(store, index == total - 1)
@@ -288,7 +296,7 @@ def test_each_commit_lists_exactly_what_the_repo_holds_after_it(tmp_path, local_
 
 def test_a_final_push_of_a_folder_never_pushed_commits_every_push_every_rows(tmp_path, local_hub):
     store = ShardStore(tmp_path)
-    store.begin(IDENTITY)
+    store.begin(IDENTITY, DETAILS)
     for index in range(5):
         store.write_shard(index, _table(index))
     store.finish()

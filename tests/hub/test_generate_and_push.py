@@ -1,6 +1,7 @@
 """The API and the Kedro dataset against the local Hub: pushes, endpoint, resume elsewhere."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from embedding_distillation.pipelines.teacher_embeddings.nodes import (
     select_corpus,
 )
 from tests.conftest import make_sentences
-from tests.hub.conftest import TOKEN
+from tests.hub.conftest import PRIVATE_TEXTS, TOKEN
 from tests.spies import record_encoded
 
 
@@ -92,6 +93,71 @@ def test_push_every_below_chunk_size_pushes_every_push_every_rows(
     manifests = [json.loads(c.files["manifest.json"]) for c in local_hub.commits("alice/emb")]
     assert [m["num_rows"] for m in manifests] == [50, 100, 150, 200]
     assert manifests[-1]["complete"] and manifests[-1]["identity"]["chunk_size"] == 50
+
+
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [
+        ("generate", {}),
+        ("generate", {"streaming": True}),
+        ("generate_and_push", {"repo_id": "alice/emb"}),  # one token reads and pushes
+    ],
+)
+def test_the_api_reads_a_private_hub_corpus_with_its_token(
+    tmp_path, local_hub, private_corpus, teacher_plain, caplog, method, options
+):
+    generator = TeacherEmbeddingsGenerator(teacher_plain, device="cpu")
+    with caplog.at_level(logging.DEBUG):
+        result = getattr(generator, method)(
+            private_corpus, output_dir=tmp_path / "out", token=TOKEN, **options
+        )
+    assert result["text"] == PRIVATE_TEXTS
+    assert TOKEN not in caplog.text
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert written and not any(TOKEN.encode() in p.read_bytes() for p in written)
+
+
+def test_without_its_token_the_api_cannot_read_a_private_hub_corpus(
+    tmp_path, local_hub, private_corpus, teacher_plain
+):
+    """The check that the test above can fail: the repo is private, and no token is stored."""
+    with pytest.raises(
+        OSError,
+        match=r"Could not load dataset 'alice/private-corpus' .* A private dataset needs a token",
+    ):
+        TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+            private_corpus, output_dir=tmp_path / "out"
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_streamed_hub_corpus_that_is_not_utf8_fails_clearly_before_any_shard(
+    tmp_path, local_hub, teacher_plain
+):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=local_hub.url, token=TOKEN)
+    api.create_repo("alice/notes", repo_type="dataset")
+    api.upload_file(
+        path_or_fileobj="caf\xe9 au lait\nthe second line\n".encode("latin-1"),
+        path_in_repo="data/train.txt",
+        repo_id="alice/notes",
+        repo_type="dataset",
+    )
+    with pytest.raises(
+        ValueError,
+        match=(
+            r"The streamed corpus 'notes' is not valid UTF-8: byte 0xe9 at or after row 0 of the "
+            r"stream does not decode, .* Re-encode the dataset's text files to UTF-8 .* To find "
+            r"the file and byte offset, download the dataset \(`hf download <dataset id> "
+            r"--repo-type dataset --local-dir DIR`\) and point the corpus at DIR: local files "
+            r"are checked before encoding\.$"
+        ),
+    ):
+        TeacherEmbeddingsGenerator(teacher_plain, device="cpu").generate(
+            "alice/notes", output_dir=tmp_path / "out", streaming=True
+        )
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_hub_corpus_is_streamed_and_equals_the_downloaded_one(

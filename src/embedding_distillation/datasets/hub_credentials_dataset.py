@@ -2,7 +2,7 @@
 
 Kedro hands credentials to datasets only, and a token in the parameters would show in kedro-viz
 and in run logs. The nodes that push while they run (``encode_corpus``, with
-``teacher_embeddings.push_every``; ``train_student``, with ``distillation.push_checkpoints``)
+``teacher_embeddings.push_every``; ``train_student_model``, with ``distillation.push_checkpoints``)
 take their token from this read-only dataset instead.
 """
 

@@ -42,12 +42,11 @@ class HubEmbeddingsDataset(HubPushDataset[EmbeddingsPush]):
         if data.push_every is None:
             logger.info("push_every is null: the teacher embeddings are not pushed")
             return
-        pusher = EmbeddingsPusher.for_embeddings(
-            data.embeddings.provenance,
-            push_every=data.push_every,
-            repo_id=data.repo_id,
-            private=data.private,
+        pusher = EmbeddingsPusher.create(
+            data,
+            source_name=data.embeddings.provenance.corpus or "corpus",
             token=self._token,
             endpoint=self._hub_endpoint,
         )
+        assert pusher is not None  # push_every is set
         pusher.push(data.embeddings.store)

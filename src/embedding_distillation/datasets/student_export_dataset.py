@@ -10,7 +10,7 @@ from embedding_distillation.export.formats import StudentExport
 
 
 class StudentExportDataset(FolderDataset[StudentExport, StudentExport]):
-    """Stores the export folder the ``export_student`` node wrote in a scratch location.
+    """Stores the export folder the ``export_student_model`` node wrote in a scratch location.
 
     Saving moves that folder into place (``<filepath>/<version>/<name>``); loading lists the
     formats found there. Run an export without torch through

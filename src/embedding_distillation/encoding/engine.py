@@ -5,9 +5,9 @@ tokenizer thread); :func:`run_encoding` writes the shards still missing, resumin
 previous run stopped.
 
 Per shard, in a background thread one shard ahead of the teacher: the texts are read from the
-memory-mapped corpus (or the next shard of valid texts from a streamed one), tokenized once,
-sorted by length and cut into batches (``batch_size`` texts, or ``max_tokens_per_batch``
-padded tokens). The teacher's outputs stay on its device until the shard is done, are put back
+memory-mapped corpus (or the next shard of valid texts from a streamed one), then tokenized and
+cut into length-sorted batches (:mod:`~embedding_distillation.encoding.batching`). The teacher's
+outputs stay on its device until the shard is done, are put back
 in corpus order, and the shard is written to Parquet in a second background thread while the
 teacher runs the next one.
 """
@@ -28,42 +28,22 @@ from tqdm.auto import tqdm
 
 from embedding_distillation import distributed
 from embedding_distillation.distributed import describe
+from embedding_distillation.encoding.batching import (
+    Batch,
+    ShardTexts,
+    TokenizedShard,
+    tokenize_shard,
+)
 from embedding_distillation.encoding.config import ROW_ID_COLUMN, EncodingConfig
 from embedding_distillation.encoding.job import EncodingJob, prepare_encoding
 from embedding_distillation.encoding.shards import ShardFolderError, ShardStore, embedding_array
 from embedding_distillation.encoding.teacher import TeacherEncoder
 from embedding_distillation.encoding.texts import TextStream
-from embedding_distillation.models import load_sentence_transformer, weights_fingerprint
+from embedding_distillation.models import load_sentence_transformer
 
-__all__ = ["EncodingJob", "ShardEncoder", "prepare_encoding", "run_encoding", "token_lengths"]
+__all__ = ["EncodingJob", "ShardEncoder", "prepare_encoding", "run_encoding"]
 
 logger = logging.getLogger(__name__)
-
-TOKENIZE_WINDOW = 4096  # texts tokenized and padded together (the longest batch of short texts)
-
-
-@dataclass
-class ShardTexts:
-    """The rows of one shard: their row ids (positions in the corpus) and texts."""
-
-    index: int
-    row_ids: np.ndarray
-    texts: list[str]
-
-
-@dataclass
-class TokenizedShard:
-    """One shard's texts, tokenized and cut into length-sorted batches."""
-
-    shard: ShardTexts
-    batches: list[tuple[np.ndarray, dict[str, Any]]]  # (positions in the shard, features)
-    tokens: int
-    truncated: int
-
-    @property
-    def index(self) -> int:
-        """The shard's number."""
-        return self.shard.index
 
 
 @dataclass
@@ -109,22 +89,9 @@ class ShardEncoder:
         return self._teacher
 
     def identity(self) -> dict[str, Any]:
-        """What must match for shards to be reused: teacher content, settings and corpus."""
+        """The job's identity (:meth:`EncodingJob.identity`) with the teacher, loaded here."""
         if self._identity is None:
-            teacher = self.teacher()
-            settings = self.job.settings_identity()
-            self._identity = {
-                "teacher_fingerprint": weights_fingerprint(teacher.model),
-                "output_type": settings["output_type"],
-                "columns": teacher.columns(),
-                "embedding_dtype": settings["embedding_dtype"],
-                "text_column": settings["text_column"],
-                "chunk_size": settings["chunk_size"],
-                "max_seq_length": teacher.max_seq_length,
-                "precision": settings["precision"],
-                "corpus_fingerprint": settings["corpus_fingerprint"],
-                "num_rows": settings["num_rows"],
-            }
+            self._identity = self.job.identity(self.teacher())
         return self._identity
 
     @property
@@ -220,45 +187,21 @@ class ShardEncoder:
         self._tokenizer_thread = None
 
     def tokenize(self, shard: ShardTexts) -> TokenizedShard:
-        """Tokenize a shard's texts once, as the teacher does, and cut them into batches.
-
-        Texts are taken longest first (by characters) in windows of ``TOKENIZE_WINDOW``, each
-        tokenized and padded on its own, so the token ids held stay close to the real tokens
-        however large ``chunk_size`` is; within a window, batches follow the token lengths.
-        """
-        texts = shard.texts
-        teacher = self.teacher()
-        limit = teacher.max_seq_length
-        pin = self.job.device.type == "cuda"
-        left = teacher.model.tokenizer.padding_side == "left"
-        by_chars = (
-            np.argsort([-len(text) for text in texts], kind="stable")
-            if len(texts) > TOKENIZE_WINDOW
-            else np.arange(len(texts))  # one window: the order does not matter
+        """Tokenize a shard's texts once, as the teacher does, and cut them into batches."""
+        return tokenize_shard(
+            self.teacher(),
+            shard,
+            batch_size=self.job.compute.batch_size,
+            max_tokens=self.config.max_tokens_per_batch,
+            pin=self.job.device.type == "cuda",
         )
-        batches: list[tuple[np.ndarray, dict[str, Any]]] = []
-        tokens = truncated = 0
-        for start in range(0, len(texts), TOKENIZE_WINDOW):
-            window = by_chars[start : start + TOKENIZE_WINDOW]
-            features = teacher.tokenize([texts[i] for i in window])
-            lengths = features["attention_mask"].sum(dim=1).numpy()
-            at_limit = window[lengths >= limit]  # truncated, or exactly at the limit
-            truncated += int((token_lengths(teacher, [texts[i] for i in at_limit]) > limit).sum())
-            tokens += int(lengths.sum())
-            order = np.argsort(-lengths, kind="stable")
-            for rows in self._batches(order, lengths):
-                width = int(lengths[rows].max())
-                batches.append((window[rows], _slice_batch(features, rows, width, left, pin)))
-        return TokenizedShard(shard, batches, tokens, truncated)
 
     def encode_texts(self, texts: list[str]) -> dict[str, np.ndarray]:
         """Encode ``texts`` in length-sorted batches; column -> (rows, dim) float32, in order."""
         shard = ShardTexts(0, np.arange(len(texts), dtype=np.int64), texts)
         return self.encode_batches(self.tokenize(shard).batches)
 
-    def encode_batches(
-        self, batches: list[tuple[np.ndarray, dict[str, Any]]]
-    ) -> dict[str, np.ndarray]:
+    def encode_batches(self, batches: list[Batch]) -> dict[str, np.ndarray]:
         """Run the teacher on every batch; outputs come back in the shard's order."""
         teacher = self.teacher()
         parts: dict[str, list[torch.Tensor]] = {}
@@ -270,46 +213,6 @@ class ShardEncoder:
         return {  # one copy to the host per column and shard
             name: torch.cat(chunks).cpu()[inverse].numpy() for name, chunks in parts.items()
         }
-
-    def _batches(self, order: np.ndarray, lengths: np.ndarray) -> Iterator[np.ndarray]:
-        """Cut the length-sorted positions into batches by count or by padded-token budget."""
-        budget = self.config.max_tokens_per_batch
-        if budget is None:
-            size = self.job.compute.batch_size
-            yield from (order[i : i + size] for i in range(0, len(order), size))
-            return
-        start = 0
-        while start < len(order):
-            longest = int(lengths[order[start]])  # sorted descending: the first is the longest
-            count = max(1, budget // max(longest, 1))
-            yield order[start : start + count]
-            start += count
-
-
-def _slice_batch(
-    features: dict[str, Any], positions: np.ndarray, width: int, left: bool, pin: bool
-) -> dict[str, Any]:
-    """The rows ``positions`` of a shard's padded features, cut to the batch's longest text."""
-    rows = torch.from_numpy(positions)
-    batch: dict[str, Any] = {}
-    for key, value in features.items():
-        if not isinstance(value, torch.Tensor) or value.dim() == 0:
-            batch[key] = value  # e.g. "modality"
-            continue
-        picked = value[rows]
-        if picked.dim() == 2:
-            picked = picked[:, -width:] if left else picked[:, :width]
-        batch[key] = picked.pin_memory() if pin else picked
-    return batch
-
-
-def token_lengths(encoder: TeacherEncoder, texts: list[str]) -> np.ndarray:
-    """Token count of each text with special tokens, before truncation."""
-    if not texts:
-        return np.zeros(0, dtype=np.int64)
-    tokenizer = encoder.model.tokenizer
-    ids = tokenizer(texts, add_special_tokens=True, truncation=False, verbose=False)["input_ids"]
-    return np.fromiter((len(i) for i in ids), dtype=np.int64, count=len(texts))
 
 
 ShardsListed = Callable[[ShardStore, bool], None]
@@ -328,11 +231,12 @@ def run_encoding(
     Resumes when ``store`` holds a partial run of the same job (shards already written are
     skipped, damaged ones encoded again); a complete folder of the same job is reused as it is.
 
-    Under ``torchrun`` every process calls this with the same job and folder: the shards still
-    missing are dealt out in turn (the i-th missing shard to rank ``i % world_size``), each
-    process writes its own shard files, and rank 0 alone writes the manifest, calls
-    ``on_listed`` and marks the folder complete once every process is done. The folder must be
-    on a filesystem that every process sees.
+    Under ``torchrun`` every process calls this with the same job and folder, once it has
+    joined the process group (:func:`~embedding_distillation.encoding.run.encode_to_shards`
+    joins it): the shards still missing are dealt out in turn (the i-th missing shard to rank
+    ``i % world_size``), each process writes its own shard files, and rank 0 alone writes the
+    manifest, calls ``on_listed`` and marks the folder complete once every process is done. The
+    folder must be on a filesystem that every process sees.
 
     Args:
         job: The prepared job.
@@ -342,7 +246,6 @@ def run_encoding(
             manifest newly lists (incremental Hub pushes); ``all_listed`` is true for the last.
     """
     encoder = encoder or ShardEncoder(job)
-    distributed.init(job.device)
     identity = encoder.identity()  # every process loads the teacher: each one encodes
     done, complete = distributed.on_main(
         lambda: (store.begin(identity, job.provenance()), store.is_complete())

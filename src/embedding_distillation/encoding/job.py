@@ -15,9 +15,17 @@ from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig, resolve_device
 from embedding_distillation.encoding.config import EncodingConfig
-from embedding_distillation.encoding.teacher import check_layer_indices, num_hidden_layers
-from embedding_distillation.encoding.texts import check_text_column, limit_rows, scan_texts
-from embedding_distillation.models import load_model_config, resolve_model_source
+from embedding_distillation.encoding.teacher import (
+    TeacherEncoder,
+    check_layer_indices,
+    num_hidden_layers,
+)
+from embedding_distillation.encoding.texts import scan_texts, select_texts
+from embedding_distillation.models import (
+    load_model_config,
+    resolve_model_source,
+    weights_fingerprint,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +113,19 @@ class EncodingJob:
             "num_rows": self.config.max_samples if self.streaming else self.num_rows,
         }
 
+    def identity(self, teacher: TeacherEncoder) -> dict[str, Any]:
+        """What must match for shards to be reused: the settings, the teacher's weights, outputs.
+
+        Args:
+            teacher: The teacher loaded for this job.
+        """
+        return {
+            **self.settings_identity(),
+            "teacher_fingerprint": weights_fingerprint(teacher.model),
+            "columns": teacher.columns(),
+            "max_seq_length": teacher.max_seq_length,
+        }
+
     def provenance(self) -> dict[str, Any]:
         """Where the embeddings come from, for the manifest (read back by distillation)."""
         return {
@@ -144,9 +165,8 @@ def prepare_encoding(
         layers = check_layer_indices(
             config.layer_indices, num_hidden_layers(load_model_config(source))
         )
-    corpus = limit_rows(corpus, config.max_samples)
+    corpus = select_texts(corpus, config.text_column, config.max_samples)
     if isinstance(corpus, IterableDataset):
-        check_text_column(corpus, config.text_column)
         row_ids, fingerprint, skipped = None, "streamed", 0
     else:
         scan = scan_texts(corpus, config.text_column, invalid_texts=config.invalid_texts)

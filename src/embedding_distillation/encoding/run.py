@@ -58,7 +58,7 @@ def encode_to_shards(
     Raises:
         FolderInUseError: Another process is writing the same job's folder.
     """
-    distributed.init(job.device)
+    distributed.init(job.device)  # the one place an encoding run joins the process group
     encoder = encoder or ShardEncoder(job)
     try:
         distributed.on_main(lambda: output.reserve(job))

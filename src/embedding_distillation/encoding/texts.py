@@ -38,7 +38,10 @@ def check_text_column(dataset: Corpus, text_column: str) -> None:
     first: list[dict[str, object]] | None = None
     columns = dataset.column_names
     if isinstance(dataset, IterableDataset):
-        first = list(dataset.take(1))
+        try:
+            first = list(dataset.take(1))
+        except UnicodeDecodeError as e:
+            raise not_utf8_stream_error(e, dataset, rows_read=0) from e
         columns = columns or (list(first[0]) if first else [])
     if text_column not in (columns or []):
         raise ValueError(
@@ -50,6 +53,17 @@ def check_text_column(dataset: Corpus, text_column: str) -> None:
             "The corpus is empty (0 rows); nothing to encode. Check the source, split and "
             "max_samples."
         )
+
+
+def select_texts(dataset: Corpus, text_column: str, max_samples: int | None) -> Corpus:
+    """The text column of the first ``max_samples`` rows, once the column is checked.
+
+    The one place where ``text_column`` and ``max_samples`` pick the rows to encode: the
+    ``select_corpus`` node and :func:`~embedding_distillation.encoding.job.prepare_encoding`
+    (so the Python API and the dry run too) call it.
+    """
+    check_text_column(dataset, text_column)
+    return limit_rows(dataset, max_samples).select_columns([text_column])
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,31 @@ def scan_texts(
     return CorpusScan(row_ids=row_ids, fingerprint=digest.hexdigest(), skipped=skipped)
 
 
+def not_utf8_stream_error(
+    error: UnicodeDecodeError, dataset: IterableDataset, *, rows_read: int
+) -> ValueError:
+    """A clear error for a streamed corpus that stops being UTF-8 after ``rows_read`` rows.
+
+    Local files are checked before they are streamed
+    (:func:`~embedding_distillation.corpus_files.explain_load_error` names the file and byte
+    offset); a Hub dataset's files are not read beforehand, and ``datasets``' error names
+    neither the file nor an offset in it, so the fix says how to get both.
+    """
+    bad = error.object[error.start] if isinstance(error.object, bytes) else None
+    what = f"byte 0x{bad:02x}" if bad is not None else "a byte"
+    kept = " The shards written before this row are kept." if rows_read else ""
+    return ValueError(
+        f"The streamed corpus {dataset.info.dataset_name or 'stream'!r} is not valid UTF-8: "
+        f"{what} at or after row {rows_read} of the stream does not decode, and `datasets` "
+        "reads text files as UTF-8 (its error names neither the file nor the offset). "
+        "Re-encode the dataset's text files to UTF-8 (`iconv -f latin1 -t utf-8 FILE > NEW`, "
+        "naming the real encoding after -f) and upload them again. To find the file and byte "
+        "offset, download the dataset (`hf download <dataset id> --repo-type dataset "
+        "--local-dir DIR`) and point the corpus at DIR: local files are checked before "
+        f"encoding.{kept}"
+    )
+
+
 @dataclass
 class TextStream:
     """The valid texts of a streamed corpus, in chunks, checked as they are read.
@@ -170,6 +209,8 @@ class TextStream:
                         self.chunks_read += 1
                         yield np.asarray(row_ids, dtype=np.int64), texts
                         row_ids, texts = [], []
+        except UnicodeDecodeError as e:
+            raise not_utf8_stream_error(e, self.dataset, rows_read=self.rows_read) from e
         finally:
             batches.close()  # type: ignore[attr-defined]
         if texts:

@@ -9,9 +9,10 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.evaluation.config import EvaluationConfig
 from embedding_distillation.evaluation.encoders import EvaluatedModel, from_sentence_transformer
 from embedding_distillation.evaluation.exports import add_verdicts, export_models
-from embedding_distillation.evaluation.metrics import EvaluationConfig, MtebResults, evaluate_models
+from embedding_distillation.evaluation.metrics import MtebResults, evaluate_models
 from embedding_distillation.evaluation.mteb_tasks import resolve_tasks
 from embedding_distillation.evaluation.retrieval import local_retrieval_task
 from embedding_distillation.models import (

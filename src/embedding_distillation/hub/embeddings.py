@@ -22,13 +22,12 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from huggingface_hub import CommitOperationAdd, HfApi
 from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
 from embedding_distillation import hub_client
-from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.encoding.shards import MANIFEST_NAME, ShardStore
 from embedding_distillation.files import sha256_file
@@ -55,6 +54,22 @@ def default_repo_name(source_name: str) -> str:
     """``org/My Corpus.parquet`` -> ``My-Corpus-embeddings`` (the repo part only)."""
     base = source_name.rstrip("/").split("/")[-1].rsplit(".", 1)[0] or "corpus"
     return (slug(base) or "corpus") + "-embeddings"
+
+
+class PushSettings(Protocol):
+    """How to push embeddings, as ``EncodingConfig`` and :class:`EmbeddingsPush` hold it."""
+
+    @property
+    def push_every(self) -> int | None:
+        """Rows per commit; ``None`` means no push."""
+
+    @property
+    def repo_id(self) -> str | None:
+        """Dataset repo; ``None`` = ``<token's user>/<corpus name>-embeddings``."""
+
+    @property
+    def private(self) -> bool:
+        """Create the repo as private."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +101,8 @@ class EmbeddingsPusher:
         repo_id: Dataset repo; ``None`` = ``<token's user>/<source name>-embeddings``.
         private: Create the repo as private (an existing repo keeps its visibility).
         token: Hub token; ``None`` = ``HF_TOKEN`` or the stored login. Never shown.
-        source_name: Name of the corpus (default repo name, dataset card).
+        source_name: Name of the corpus (default repo name).
         endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
-        card: What made the embeddings, for the dataset card.
         retry: Retries of transient faults (``None``: ``hub_client.DEFAULT_RETRY``).
     """
 
@@ -98,71 +112,41 @@ class EmbeddingsPusher:
     token: str | None = field(default=None, repr=False)
     source_name: str = "corpus"
     endpoint: str | None = None
-    card: EmbeddingsCardInfo | None = None
     retry: RetryPolicy | None = None
     _pushed_rows: int = field(default=0, repr=False)
     _api: HfApi | None = field(default=None, repr=False)
 
     @classmethod
-    def for_embeddings(
+    def create(
         cls,
-        provenance: EmbeddingsProvenance,
+        settings: "PushSettings",
         *,
-        push_every: int,
-        repo_id: str | None,
-        private: bool = True,
+        source_name: str = "corpus",
         token: str | None = None,
         endpoint: str | None = None,
-    ) -> "EmbeddingsPusher":
-        """A pusher for stored embeddings: the card describes them from their manifest."""
-        card = EmbeddingsCardInfo(
-            source_dataset=provenance.corpus or "corpus",
-            teacher_model=provenance.teacher_model,
-            output_type=provenance.output_type,
-            layers=provenance.layers,
-            embedding_dtype=provenance.embedding_dtype,
-            split=provenance.split,
-            command=current_command(),
-        )
-        return cls(
-            push_every=push_every,
-            repo_id=repo_id,
-            private=private,
-            token=token,
-            source_name=provenance.corpus or "corpus",
-            endpoint=endpoint,
-            card=card,
-        )
-
-    @classmethod
-    def from_config(
-        cls,
-        config: EncodingConfig,
-        *,
-        token: str | None,
-        source_name: str = "corpus",
-        endpoint: str | None = None,
     ) -> "EmbeddingsPusher | None":
-        """A pusher when ``push_every`` is set, else ``None``."""
-        if config.push_every is None:
+        """A pusher for ``settings``, or ``None`` when their ``push_every`` is ``None``.
+
+        The one factory of both pushes, while encoding (``settings``: the
+        :class:`~embedding_distillation.encoding.config.EncodingConfig`) and of stored
+        embeddings (an :class:`EmbeddingsPush`); the dataset card is filled from the manifest of
+        the folder being pushed, whoever pushes it.
+
+        Args:
+            settings: ``push_every``, ``repo_id`` and ``private``.
+            source_name: Name of the corpus (the default repo name).
+            token: Hub token; ``None`` = ``HF_TOKEN`` or the stored login. Never shown.
+            endpoint: Hub URL; ``None`` = ``HF_ENDPOINT`` or the public Hub.
+        """
+        if settings.push_every is None:
             return None
-        card = EmbeddingsCardInfo(
-            source_dataset=source_name,
-            teacher_model=config.teacher_model,
-            output_type=config.output_type,
-            layers=list(config.layer_indices) if config.layer_indices is not None else None,
-            embedding_dtype=config.embedding_dtype,
-            split=config.split,
-            command=current_command(),
-        )
         return cls(
-            push_every=config.push_every,
-            repo_id=config.repo_id,
-            private=config.private,
+            push_every=settings.push_every,
+            repo_id=settings.repo_id,
+            private=settings.private,
             token=token,
             source_name=source_name,
             endpoint=endpoint,
-            card=card,
         )
 
     @property
@@ -389,9 +373,9 @@ class EmbeddingsPusher:
                 path_or_fileobj=json.dumps(state, indent=2, sort_keys=True).encode(),
             )
         )
-        if self.card is not None and listed:
+        if listed:
             first = store.folder / listed[0]["file"]
-            card = redact(dataset_card(state, first, self.card, repo_id), self.token)
+            card = redact(dataset_card(state, first, _card_info(state, store), repo_id), self.token)
             operations.append(
                 CommitOperationAdd(path_in_repo=CARD_NAME, path_or_fileobj=card.encode())
             )
@@ -444,6 +428,20 @@ class EmbeddingsPusher:
             f"The dataset repo {repo_id} holds embeddings of a different job (changed: {changed}); "
             "refusing to mix them. Set repo_id to another repo, or delete that repo to start over."
         )
+
+
+def _card_info(manifest: dict[str, Any], store: ShardStore) -> EmbeddingsCardInfo:
+    """What made the embeddings, as the folder's manifest records it, for the dataset card."""
+    provenance = EmbeddingsProvenance.from_manifest(manifest, store.folder)
+    return EmbeddingsCardInfo(
+        source_dataset=provenance.corpus or "corpus",
+        teacher_model=provenance.teacher_model,
+        output_type=provenance.output_type,
+        layers=provenance.layers,
+        embedding_dtype=provenance.embedding_dtype,
+        split=store.split,  # the shard files' split: the card's data_files point at them
+        command=current_command(),
+    )
 
 
 def _needs_upload(shard: dict[str, Any], pushed: dict[str, str | None]) -> bool:

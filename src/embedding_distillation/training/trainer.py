@@ -272,10 +272,15 @@ class CheckpointPushCallback(TrainerCallback):
 
     A push that fails for good is logged and training goes on: the checkpoint is still on disk,
     and the final model push is what the run is for.
+
+    Args:
+        config: The training options (``hub_model_id``, ``hub_token``).
+        endpoint: Hub URL (``None``: ``HF_ENDPOINT`` or the public Hub).
     """
 
-    def __init__(self, config: EmbeddingTrainerConfig) -> None:
+    def __init__(self, config: EmbeddingTrainerConfig, endpoint: str | None = None) -> None:
         self.config = config
+        self.endpoint = endpoint
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         """Push ``output_dir/checkpoint-<global_step>``."""
@@ -286,7 +291,12 @@ class CheckpointPushCallback(TrainerCallback):
         assert self.config.hub_model_id is not None  # checked by the config
         folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
         try:
-            push_checkpoint(folder, self.config.hub_model_id, token=self.config.hub_token)
+            push_checkpoint(
+                folder,
+                self.config.hub_model_id,
+                token=self.config.hub_token,
+                endpoint=self.endpoint,
+            )
         except HubError as error:
             logger.warning("Could not push %s: %s", folder.name, error)
 
@@ -418,12 +428,15 @@ def train_student(
     dataset: Dataset,
     config: EmbeddingTrainerConfig,
     evaluation: TrainingEvaluation | None = None,
+    *,
+    hub_endpoint: str | None = None,
 ) -> dict[str, Any]:
     """Train ``model`` in place on ``dataset`` and return the training metrics.
 
     With ``evaluation`` data, the student is evaluated before the first step, every
     ``eval_steps`` and after the last step, and (``load_best_model_at_end``) ends with the
-    weights of the best evaluated step (:mod:`.tracking`).
+    weights of the best evaluated step (:mod:`.tracking`). With ``push_checkpoints``, each
+    checkpoint goes to ``hub_endpoint`` (``None``: ``HF_ENDPOINT`` or the public Hub).
 
     Returns:
         ``train_loss`` (mean over the run), ``train_runtime`` (s), ``train_samples_per_second``,
@@ -467,7 +480,7 @@ def train_student(
     if tracker is not None:
         trainer.add_callback(tracker)
     if config.push_checkpoints:
-        trainer.add_callback(CheckpointPushCallback(config))
+        trainer.add_callback(CheckpointPushCallback(config, endpoint=hub_endpoint))
     logger.info(
         "Training %d rows x %d epochs (batch %d, %s loss, targets %s%s%s)",
         len(train_data),

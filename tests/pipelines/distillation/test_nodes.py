@@ -8,7 +8,7 @@ from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
     export_student_model,
-    plan_model_push,
+    push_student_model,
     split_embeddings,
     train_student_model,
     write_report,
@@ -128,16 +128,16 @@ def test_train_node_takes_precision_from_compute(embeddings, student):
         )
 
 
-def test_plan_model_push_follows_push_to_hub(student):
+def test_push_student_model_follows_push_to_hub(student):
     model = object()
     metrics = {"student_after": {"mean_cosine": 0.9}}
     teacher = _provenance("org/teacher", repo_id="alice/emb")
     report = "# Distillation report\n\n**Distillation improved the student: STS-B ...**\n"
-    plain = plan_model_push(
+    plain = push_student_model(
         model, NO_EXPORTS, metrics, report, {"student_model": student}, teacher, {}
     )
     assert plain.repo_id is None
-    request = plan_model_push(
+    request = push_student_model(
         model,
         NO_EXPORTS,
         metrics,
@@ -161,7 +161,7 @@ def test_plan_model_push_follows_push_to_hub(student):
 
 def test_the_model_card_names_the_local_embeddings_version_without_a_repo(student):
     provenance = _provenance("org/teacher", version="2026-01-01T00.00.00.000Z", corpus="news")
-    request = plan_model_push(
+    request = push_student_model(
         object(), NO_EXPORTS, {}, "", {"student_model": student}, provenance, {}
     )
     assert request.card.training_data == (

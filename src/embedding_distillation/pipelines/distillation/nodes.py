@@ -13,11 +13,8 @@ from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.evaluation import plots
-from embedding_distillation.evaluation.metrics import (
-    EvaluationConfig,
-    MtebResults,
-    split_heldout,
-)
+from embedding_distillation.evaluation.config import EvaluationConfig
+from embedding_distillation.evaluation.metrics import MtebResults, split_heldout
 from embedding_distillation.evaluation.regression import check_push, sts_dev_change
 from embedding_distillation.evaluation.report import render_report
 from embedding_distillation.evaluation.run import evaluate_distillation
@@ -62,15 +59,17 @@ def train_student_model(
     """Training rows + options (+ held-out rows, STS-B dev pairs) -> (student, metrics).
 
     The student is evaluated on the held-out rows and STS-B dev pairs while it trains; the Hub
-    token is for checkpoint pushes.
+    token and endpoint are for checkpoint pushes.
     """
-    token = hub_credentials.token if hub_credentials is not None else None
-    config = EmbeddingTrainerConfig.from_params(params, compute, hub_token=token)
+    hub = hub_credentials or HubCredentials()
+    config = EmbeddingTrainerConfig.from_params(params, compute, hub_token=hub.token)
     evaluation = TrainingEvaluation(heldout=heldout_embeddings, sts_dev=sts_benchmark_dev)
     best_metric(config, evaluation)  # a metric without its data fails before the student loads
     target_dim = check_training_data(train_embeddings, config)
     model = prepare_student(config, target_dim, train_embeddings)
-    return model, train_student(model, train_embeddings, config, evaluation)
+    return model, train_student(
+        model, train_embeddings, config, evaluation, hub_endpoint=hub.endpoint
+    )
 
 
 def export_student_model(
@@ -132,7 +131,7 @@ def evaluate_student(
     )
 
 
-def plan_model_push(
+def push_student_model(
     student_model: SentenceTransformer,
     student_exports: StudentExport,
     distillation_metrics: dict[str, Any],

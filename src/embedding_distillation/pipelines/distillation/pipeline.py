@@ -5,8 +5,8 @@ from kedro.pipeline import Node, Pipeline
 from embedding_distillation.pipelines.distillation.nodes import (
     evaluate_student,
     export_student_model,
-    plan_model_push,
     plot_report,
+    push_student_model,
     split_embeddings,
     train_student_model,
     write_report,
@@ -34,7 +34,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "hub_credentials",
                 ],
                 outputs=["student_model", "training_metrics"],
-                name="train_student",
+                name="train_student_model",
             ),
             Node(
                 func=export_student_model,
@@ -45,7 +45,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "params:distillation",
                 ],
                 outputs="student_exports",
-                name="export_student",
+                name="export_student_model",
             ),
             Node(
                 func=evaluate_student,
@@ -67,7 +67,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="evaluate_student",
             ),
             Node(
-                func=plan_model_push,
+                func=push_student_model,
                 inputs=[
                     "student_model",
                     "student_exports",

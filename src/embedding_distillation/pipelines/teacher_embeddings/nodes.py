@@ -6,13 +6,14 @@ from typing import Any
 from datasets import Dataset, IterableDataset
 
 from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.corpus import corpus_name
 from embedding_distillation.encoding.config import EncodingConfig
 from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.encoding.output import ShardOutput
 from embedding_distillation.encoding.provenance import TeacherEmbeddings
 from embedding_distillation.encoding.run import encode_to_shards
 from embedding_distillation.encoding.shards import ShardStore
-from embedding_distillation.encoding.texts import check_text_column, limit_rows
+from embedding_distillation.encoding.texts import select_texts
 from embedding_distillation.hub import EmbeddingsPush, EmbeddingsPusher, HubCredentials
 
 logger = logging.getLogger(__name__)
@@ -23,8 +24,7 @@ def select_corpus(
 ) -> Dataset | IterableDataset:
     """Corpus rows -> the text column of the first ``max_samples`` rows, after checking it."""
     config = EncodingConfig.from_params(params)
-    check_text_column(corpus, config.text_column)
-    selected = limit_rows(corpus, config.max_samples).select_columns([config.text_column])
+    selected = select_texts(corpus, config.text_column, config.max_samples)
     if isinstance(selected, IterableDataset):
         limit = f"up to {config.max_samples} rows" if config.max_samples else "all rows"
         logger.info("Corpus: streamed, %s, text column %r", limit, config.text_column)
@@ -47,11 +47,11 @@ def encode_corpus(
     continues. With ``push_every`` set, shards go to the Hub as they complete.
     """
     config = EncodingConfig.from_params(params)
-    name = corpus.info.dataset_name or "corpus"
+    name = corpus_name(corpus)
     job = prepare_encoding(corpus, config, ComputeConfig.from_params(compute), source_name=name)
     hub = hub_credentials or HubCredentials()
-    pusher = EmbeddingsPusher.from_config(
-        config, token=hub.token, source_name=job.source_name, endpoint=hub.endpoint
+    pusher = EmbeddingsPusher.create(
+        config, source_name=job.source_name, token=hub.token, endpoint=hub.endpoint
     )
     return encode_to_shards(job, output, pusher=pusher)
 
