@@ -11,6 +11,8 @@ articles), the mean cosine to the teacher on 1,000 held-out rows, and the minute
     python benchmarks/quality_sweep.py prepare --rows 30000  # teacher embeddings (resumable)
     python benchmarks/quality_sweep.py cell NAME key=value   # one cell (EmbeddingTrainerConfig)
     python benchmarks/quality_sweep.py cell --rows 0 NAME key=value  # on the demo's rows
+    python benchmarks/quality_sweep.py prepare --rows -1     # the STS-B train sentences, then
+    python benchmarks/quality_sweep.py cell --rows -1 NAME key=value  # train on them
     python benchmarks/quality_sweep.py table                 # the table of every cell run
 
 ``cell untrained`` measures the student before training (no key=value). Results go to
@@ -34,6 +36,8 @@ STUDENT = DATA / "01_raw/models/all-MiniLM-L6-v2"
 CORPUS = DATA / "01_raw/corpus/large_corpus.parquet"
 STS_DEV = DATA / "01_raw/sts_benchmark/dev.parquet"
 STS_TEST = DATA / "01_raw/sts_benchmark/test.parquet"
+STS_TRAIN = DATA / "01_raw/sts_benchmark/train.parquet"
+STS_TRAIN_ROWS = -1  # --rows -1: the STS-B train split's sentences (unscored), not the corpus
 RETRIEVAL = DATA / "01_raw/retrieval/vital_retrieval.parquet"
 CACHE = DATA / "04_feature/embedding_cache"
 HELDOUT_ROWS = 1000
@@ -61,15 +65,35 @@ def _bf16() -> bool:
 
 
 def prepare(rows: int) -> None:
-    """Teacher embeddings of the first ``rows`` + ``HELDOUT_ROWS`` texts of the large corpus."""
+    """Teacher embeddings of the first ``rows`` + ``HELDOUT_ROWS`` texts of the large corpus.
+
+    ``rows`` -1: of the STS Benchmark *train* split's sentences instead (no scores; the two
+    sentences of a pair one after the other), a corpus of texts like STS-B's.
+    """
     from embedding_distillation import TeacherEmbeddingsGenerator
 
     started = time.perf_counter()
     generator = TeacherEmbeddingsGenerator(str(TEACHER), batch_size=32, use_bf16=_bf16())
-    dataset = generator.generate(
-        str(CORPUS), max_samples=rows + HELDOUT_ROWS, output_dir=WORK / f"embeddings-{rows}"
-    )
+    source, limit = str(CORPUS), rows + HELDOUT_ROWS
+    if rows == STS_TRAIN_ROWS:
+        source, limit = _sts_train_texts(), None
+    dataset = generator.generate(source, max_samples=limit, output_dir=WORK / f"embeddings-{rows}")
     print(f"{len(dataset):,} rows in {time.perf_counter() - started:,.0f} s (bf16: {_bf16()})")
+
+
+def _sts_train_texts() -> str:
+    """A parquet file of the STS-B train split's distinct sentences, pairs kept together."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = pq.read_table(STS_TRAIN).to_pydict()
+    texts = dict.fromkeys(
+        t for pair in zip(pairs["sentence1"], pairs["sentence2"], strict=True) for t in pair
+    )
+    path = WORK / "sts_train_texts.parquet"
+    WORK.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table({"text": list(texts)}), path)
+    return str(path)
 
 
 def _value(text: str) -> Any:
@@ -83,6 +107,8 @@ def _value(text: str) -> Any:
 def _rows(rows: int) -> tuple[Any, Any]:
     """(training rows, held-out rows): of the large corpus, or the demo's (``rows`` 0).
 
+    ``rows`` -1: the STS-B train sentences, held out against the demo's held-out rows.
+
     Large corpus: the first ``rows`` embedded rows and the ``HELDOUT_ROWS`` after them. Demo:
     the pipeline's own split of its 3,000 rows (``kedro run`` wrote it to
     ``data/05_model_input``).
@@ -91,11 +117,16 @@ def _rows(rows: int) -> tuple[Any, Any]:
 
     from embedding_distillation.corpus import load_corpus
 
-    if rows == 0:
+    if rows in (0, STS_TRAIN_ROWS):
         inputs = DATA / "05_model_input"
         heldout = sorted((inputs / "heldout_embeddings").iterdir())[-1] / "heldout_embeddings"
+        train = (
+            load_from_disk(str(inputs / "train_embeddings"))
+            if rows == 0
+            else load_corpus(str(WORK / f"embeddings-{rows}"))
+        )
         return (
-            load_from_disk(str(inputs / "train_embeddings")).select_columns(["text", FINAL]),
+            train.select_columns(["text", FINAL]),
             load_from_disk(str(heldout)).select_columns(["text", FINAL]),
         )
     data = load_corpus(str(WORK / f"embeddings-{rows}")).select_columns(["text", FINAL])
@@ -194,7 +225,11 @@ def table() -> str:
         "| held-out cosine | best step: STS-B dev | eval s | minutes | STS-B test |",
         "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for r in sorted(_records(), key=lambda r: (r["rows"], r["name"] != "untrained")):
+
+    def order(r: dict[str, Any]) -> tuple[bool, int, bool]:
+        return r["rows"] == STS_TRAIN_ROWS, r["rows"], r["name"] != "untrained"
+
+    for r in sorted(_records(), key=order):
         changed = {k: v for k, v in r["settings"].items() if BASE.get(k) != v}
         settings = ", ".join(f"{k}={v}" for k, v in changed.items()) or (
             "-" if r["name"] == "untrained" else "base"
@@ -202,7 +237,7 @@ def table() -> str:
         index = r["teacher_index_ndcg_at_10"]
         steps = _best_step(r)
         seconds = f"{r['evaluation_seconds']:.0f}" if r["evaluation_seconds"] else "-"
-        rows = f"{r['rows']:,}" if r["rows"] else "demo"
+        rows = {0: "demo", STS_TRAIN_ROWS: "STS-B train"}.get(r["rows"], f"{r['rows']:,}")
         lines.append(
             f"| {r['name']} | {rows} | {settings} | {r['sts_dev']:.2f} "
             f"| {r['retrieval_ndcg_at_10']:.2f} | {'n/a' if index is None else f'{index:.2f}'} "
@@ -229,7 +264,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("prepare")
-    p.add_argument("--rows", type=int, default=30_000)
+    p.add_argument("--rows", type=int, default=30_000, help="-1: the STS-B train sentences")
     c = sub.add_parser("cell")
     c.add_argument("name")
     c.add_argument("settings", nargs="*", help="EmbeddingTrainerConfig key=value")
@@ -237,7 +272,8 @@ def main() -> None:
         "--rows",
         type=int,
         default=30_000,
-        help="large-corpus rows; 0: the demo's 2,700 (give it before NAME)",
+        help="large-corpus rows; 0: the demo's 2,700; -1: the STS-B train sentences "
+        "(give it before NAME)",
     )
     sub.add_parser("table")
     args = parser.parse_args()

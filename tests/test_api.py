@@ -585,7 +585,10 @@ def test_missing_student_path(tmp_path, embedded, no_weights):
     ("kwargs", "message"),
     [
         ({"target_type": "cls"}, r"target_type must be one of \['final', 'pre_dense'\], got 'cls'"),
-        ({"loss_type": "l1"}, r"loss_type must be one of \['mse', 'cosine'\], got 'l1'"),
+        (
+            {"loss_type": "l1"},
+            r"loss_type must be one of \['mse', 'cosine', 'similarity'\], got 'l1'",
+        ),
         ({"projection": "svd"}, r"projection must be one of \['learned', 'pca', 'none'\]"),
         ({"device": "tpu"}, r"device must be one of \['auto', 'cuda', 'mps', 'cpu'\], got 'tpu'"),
         ({"use_fp16": True, "use_bf16": True}, "use_fp16 and compute.use_bf16 are both true"),

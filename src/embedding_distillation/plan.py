@@ -153,12 +153,7 @@ def plan_distillation(
     return [
         f"student: {config.student_model} ({_parameters(student)} parameters; {shape})",
         *([_static_line(config, student)] if config.student_type == "static" else []),
-        f"target: {config.target_column} ({target_dim}-d), {config.loss_type} loss"
-        + (
-            f" + {config.similarity_weight:g} x in-batch similarity MSE"
-            if config.similarity_weight
-            else ""
-        )
+        f"target: {config.target_column} ({target_dim}-d), {_loss(config)}"
         if target_dim is not None
         else "target: the hidden-state term alone (no embedding column)",
         *(
@@ -263,3 +258,11 @@ def _parameters(model: Any) -> str:
 
 def _megabytes(size: int) -> str:
     return f"{size / 1e6:,.1f} MB"
+
+
+def _loss(config: EmbeddingTrainerConfig) -> str:
+    """The loss in words, e.g. ``cosine loss + 20 x in-batch similarity MSE``."""
+    similarity = f"{config.similarity_weight:g} x in-batch similarity MSE"
+    if config.loss_type == "similarity":
+        return f"{similarity} alone"
+    return f"{config.loss_type} loss" + (f" + {similarity}" if config.similarity_weight else "")

@@ -400,3 +400,47 @@ def test_a_bad_similarity_weight_is_refused(tmp_path, student, value):
         ValueError, match=r"similarity_weight must be a number >= 0, got .*; 0 turns the"
     ):
         _config(tmp_path, student, similarity_weight=value)
+
+
+def test_loss_type_similarity_trains_on_the_similarity_term_alone(tmp_path, student):
+    model = SentenceTransformer(student, device="cpu")
+    config = _config(tmp_path, student, loss_type="similarity", similarity_weight=5.0)
+    loss = build_loss(model, config, 32)
+    texts = make_sentences(6, seed=5)
+    target = torch.randn(6, 32, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        terms = loss([_batch(model, texts)], target)
+        embedding = model.encode(texts, convert_to_tensor=True)
+    assert set(terms) == {"similarity"}
+    assert torch.allclose(
+        terms["similarity"], 5.0 * similarity_matrix_loss(embedding, target), atol=1e-6
+    )
+
+
+def test_loss_type_similarity_joins_the_hidden_state_term_without_an_embedding_term(
+    tmp_path, student
+):
+    model = SentenceTransformer(student, device="cpu")
+    config = _config(
+        tmp_path,
+        student,
+        loss_type="similarity",
+        similarity_weight=2.0,
+        hidden_state_layer_map={2: 2},
+    )
+    loss = build_loss(model, config, 32, {2: 32})
+    texts = make_sentences(4, seed=6)
+    generator = torch.Generator().manual_seed(5)
+    target, layer = torch.randn(4, 32, generator=generator), torch.randn(4, 32, generator=generator)
+    with torch.no_grad():
+        terms = loss([_batch(model, texts)], torch.cat([target, layer], dim=1))
+    assert set(terms) == {"hidden_state", "similarity"}
+
+
+def test_loss_type_similarity_needs_a_similarity_weight(tmp_path, student):
+    with pytest.raises(
+        ValueError,
+        match=r"loss_type 'similarity' trains on the similarity-matrix term alone, so it needs "
+        r"similarity_weight > 0, got 0\.0: set similarity_weight",
+    ):
+        _config(tmp_path, student, loss_type="similarity", similarity_weight=0.0)

@@ -12,7 +12,7 @@ from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUM
 from embedding_distillation.params import from_params, layer_list
 
 TargetType = Literal["final", "pre_dense"]
-LossType = Literal["mse", "cosine"]
+LossType = Literal["mse", "cosine", "similarity"]
 Projection = Literal["learned", "pca", "none"]
 ProjectionInit = Literal["orthogonal", "least_squares"]
 BestMetric = Literal["sts_dev", "heldout_cosine"]
@@ -43,7 +43,11 @@ class EmbeddingTrainerConfig:
         warmup_ratio: Fraction of steps with linear warmup.
         weight_decay: AdamW weight decay.
         max_grad_norm: Gradient clipping norm.
-        loss_type: ``mse`` or ``cosine`` (1 - cosine similarity).
+        loss_type: ``mse`` or ``cosine`` (1 - cosine similarity); Extra: ``similarity`` trains on
+            the similarity term alone (``similarity_weight`` x the MSE between the in-batch
+            cosine-similarity matrices of student and teacher), without pulling the student
+            towards the teacher's coordinates: the loss that kept or raised STS-B in
+            ``benchmarks/RESULTS_quality.md``.
         text_column: Column holding the texts.
         final_embedding_column: Column with the teacher's final embeddings.
         pre_dense_embedding_column: Column with the teacher's pre-Dense embeddings.
@@ -311,6 +315,12 @@ def _check_training_extras(config: EmbeddingTrainerConfig) -> None:
         raise ValueError(
             f"similarity_weight must be a number >= 0, got {weight!r}; 0 turns the "
             "similarity-matrix term off."
+        )
+    if config.loss_type == "similarity" and not weight > 0:
+        raise ValueError(
+            "loss_type 'similarity' trains on the similarity-matrix term alone, so it needs "
+            f"similarity_weight > 0, got {weight!r}: set similarity_weight (conf/base uses 20), "
+            "or pick loss_type mse or cosine."
         )
     for name in ("load_best_model_at_end", "allow_regression"):
         value = getattr(config, name)

@@ -107,12 +107,17 @@ class SimilarityDistillLoss(nn.Module):
 
     Args:
         model: The student.
-        embedding_loss: ``MSELoss``/``EmbedDistillLoss`` for the embedding target.
+        embedding_loss: ``MSELoss``/``EmbedDistillLoss`` for the embedding target, or ``None``
+            for the similarity term alone (``loss_type: similarity``).
         weight: Factor of the similarity term (> 0).
     """
 
     def __init__(
-        self, model: SentenceTransformer, *, embedding_loss: EmbedDistillLoss, weight: float
+        self,
+        model: SentenceTransformer,
+        *,
+        embedding_loss: EmbedDistillLoss | None,
+        weight: float,
     ) -> None:
         super().__init__()
         self.model = model
@@ -126,10 +131,12 @@ class SimilarityDistillLoss(nn.Module):
         features = next(iter(sentence_features))
         embedding = self.model(features)["sentence_embedding"]  # (batch, dim)
         labels = labels.detach()
-        return {
-            "embedding": self.embedding_loss.compute_loss_from_embeddings([embedding], [labels]),
-            "similarity": self.weight * similarity_matrix_loss(embedding, labels),
-        }
+        losses = {"similarity": self.weight * similarity_matrix_loss(embedding, labels)}
+        if self.embedding_loss is not None:
+            losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
+                [embedding], [labels]
+            )
+        return losses
 
 
 class HiddenStateDistillLoss(nn.Module):
@@ -144,9 +151,9 @@ class HiddenStateDistillLoss(nn.Module):
 
     Args:
         model: The student.
-        embedding_loss: ``MSELoss``/``EmbedDistillLoss`` for the embedding target, or ``None`` to
-            train on the hidden-state term alone (rows without an embedding column).
-        target_dim: Width of the embedding target (ignored without ``embedding_loss``).
+        embedding_loss: ``MSELoss``/``EmbedDistillLoss`` for the embedding target, or ``None``
+            (``loss_type: similarity``, or rows without an embedding column).
+        target_dim: Width of the embedding target (0 when the rows have none).
         layer_map: ``{student_layer: teacher_layer}``.
         teacher_dims: ``{teacher_layer: width}`` of the stored teacher columns.
         weight: Factor of the hidden-state term.
@@ -168,7 +175,7 @@ class HiddenStateDistillLoss(nn.Module):
         check_layer_map(model, layer_map)
         self.model = model
         self.embedding_loss = embedding_loss
-        self.target_dim = target_dim if embedding_loss is not None else 0
+        self.target_dim = target_dim
         self.layer_map = dict(layer_map)
         self.teacher_dims = {t: teacher_dims[t] for t in layer_map.values()}
         self.weight = float(weight)
@@ -209,12 +216,13 @@ class HiddenStateDistillLoss(nn.Module):
             self._hf_config.output_hidden_states = previous
         labels = labels.detach()
         losses: dict[str, Tensor] = {}
-        if self.embedding_loss is not None:
+        if self.target_dim:
             embedding = output["sentence_embedding"]  # (batch, student_dim)
             target = labels[:, : self.target_dim]
-            losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
-                [embedding], [target]
-            )
+            if self.embedding_loss is not None:
+                losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
+                    [embedding], [target]
+                )
             if self.similarity_weight:
                 losses["similarity"] = self.similarity_weight * similarity_matrix_loss(
                     embedding, target
@@ -272,7 +280,7 @@ def build_loss(
     target_dim: int | None,
     teacher_dims: dict[int, int] | None = None,
 ) -> nn.Module:
-    """The loss for ``config``: the embedding loss, with the hidden-state term when mapped.
+    """The loss for ``config``: embedding and similarity terms, the hidden-state term when mapped.
 
     Args:
         model: The student, already shaped to the target.
@@ -282,11 +290,10 @@ def build_loss(
         teacher_dims: ``{teacher_layer: width}`` of the stored hidden-state columns.
     """
     embedding_loss: EmbedDistillLoss | None = None
-    if target_dim is not None:
-        if config.loss_type == "mse":
-            embedding_loss = MSELoss(model)
-        else:
-            embedding_loss = EmbedDistillLoss(model, distance_metric="cosine")
+    if target_dim is not None and config.loss_type == "mse":
+        embedding_loss = MSELoss(model)
+    elif target_dim is not None and config.loss_type == "cosine":
+        embedding_loss = EmbedDistillLoss(model, distance_metric="cosine")
     if target_dim is None and config.similarity_weight:
         logger.warning(
             "similarity_weight %g is ignored: the rows have no %r embeddings to take the "
@@ -295,11 +302,12 @@ def build_loss(
             config.target_column,
         )
     if config.hidden_state_layer_map is None:
-        assert embedding_loss is not None, "rows without a target need a hidden-state map"
+        assert target_dim is not None, "rows without a target need a hidden-state map"
         if config.similarity_weight:
             return SimilarityDistillLoss(
                 model, embedding_loss=embedding_loss, weight=config.similarity_weight
             )
+        assert embedding_loss is not None, "loss_type similarity needs similarity_weight > 0"
         return embedding_loss
     return HiddenStateDistillLoss(
         model,
