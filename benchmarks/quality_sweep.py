@@ -48,7 +48,7 @@ BASE = {
     "num_epochs": 1,
     "batch_size": 64,
     "learning_rate": 1e-4,
-    "loss_type": "cosine",  # as conf/base (the API's default is the seed's mse)
+    "loss_type": "cosine",  # the sweep's base recipe (conf/base now trains with "similarity")
     "eval_steps": 100,
     "logging_steps": 50,
     "save_steps": 100_000,  # no checkpoints: a cell is short

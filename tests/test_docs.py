@@ -253,10 +253,11 @@ def test_other_environments_and_python_defaults_are_shown():
     for group, values in gpu.items():
         for key, value in values.items():
             assert keys[group, key].overrides["gpu"] == value, f"{group}.{key}"
-    # conf/base trains the demo with its own learning rate; the seed's default is shown beside it.
-    learning_rate = keys["distillation", "learning_rate"]
-    assert learning_rate.value != 2e-5
-    assert learning_rate.python_default == "2.0e-05"
+    # conf/base trains the demo with its own loss; the seed's default is shown beside it.
+    loss_type = keys["distillation", "loss_type"]
+    assert loss_type.value == "similarity"
+    assert loss_type.python_default == "mse"
+    assert keys["distillation", "learning_rate"].python_default is None  # 2e-5 in both places
     assert keys["distillation", "student_model"].python_default == "required"
     assert keys["compute", "device"].python_default is None  # same default in both places
 

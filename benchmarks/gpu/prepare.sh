@@ -30,7 +30,7 @@ OUR_WHEELS=(
     dill==0.4.1
     multiprocess==0.70.19
     fsspec==2026.9.0
-    # Our Hub client (hub/client.py, imported by the package) needs huggingface_hub 2.4 (the
+    # Our Hub client (hub_client.py, imported by the package) needs huggingface_hub 2.4 (the
     # image has 1.33) with its HTTP stack, and tenacity.
     huggingface_hub==2.4.0
     httpx2==2.16.2

@@ -82,8 +82,13 @@ def corpus_name(source: CorpusSource) -> str:
 
     The one rule for every front door: a file, folder or Hub id is named by its last part as
     given (``data/news.parquet`` -> ``news.parquet``), a dataset by the name it carries
-    (:func:`load_corpus` names local files and folders after them), anything else ``corpus``.
+    (:func:`load_corpus` names local files and folders after them), an unnamed in-memory
+    ``Dataset`` ``dataset-<first 8 characters of its fingerprint>`` (so two different ones get
+    different default folders), anything else ``corpus``.
     """
+    if isinstance(source, Dataset) and not source.info.dataset_name:
+        # datasets has no public accessor for the content fingerprint it keeps per table.
+        return f"dataset-{source._fingerprint[:8]}"
     if isinstance(source, Dataset | IterableDataset):
         return source.info.dataset_name or "corpus"
     return Path(os.fspath(source)).name or "corpus"

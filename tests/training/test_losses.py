@@ -444,3 +444,12 @@ def test_loss_type_similarity_needs_a_similarity_weight(tmp_path, student):
         r"similarity_weight > 0, got 0\.0: set similarity_weight",
     ):
         _config(tmp_path, student, loss_type="similarity", similarity_weight=0.0)
+
+
+def test_loss_type_similarity_needs_two_texts_a_batch(tmp_path, student):
+    with pytest.raises(
+        ValueError,
+        match=r"loss_type 'similarity' compares the texts within a batch, so it needs "
+        r"batch_size >= 2, got 1: raise batch_size",
+    ):
+        _config(tmp_path, student, loss_type="similarity", similarity_weight=20.0, batch_size=1)

@@ -80,10 +80,11 @@ class EmbeddingTrainerConfig:
             alone, the student's own weights frozen (linear probe, then fine-tune); 0 = off.
         projection_learning_rate: Extra: the projection's own peak learning rate (its own
             optimizer group); ``None`` = ``learning_rate``; 0 keeps it where it started.
-        similarity_weight: Extra: adds this weight times the MSE between the in-batch
-            cosine-similarity matrices of student and teacher embeddings to the embedding
-            loss: it asks the student to keep the teacher's relations between texts, which is
-            what STS and retrieval measure; 0 turns it off.
+        similarity_weight: Extra: this weight times the MSE between the in-batch
+            cosine-similarity matrices of student and teacher embeddings: it asks the student
+            to keep the teacher's relations between texts, which is what STS and retrieval
+            measure. With ``mse``/``cosine`` it is added to the embedding loss (0 turns it
+            off); with ``loss_type: similarity`` it is the whole loss and must be > 0.
         eval_steps: Extra: with evaluation data (held-out rows, STS-B dev pairs), evaluate every
             this many optimizer steps; the student is always evaluated before the first step
             and after the last one. ``None``: before and after only.
@@ -315,6 +316,11 @@ def _check_training_extras(config: EmbeddingTrainerConfig) -> None:
         raise ValueError(
             f"similarity_weight must be a number >= 0, got {weight!r}; 0 turns the "
             "similarity-matrix term off."
+        )
+    if config.loss_type == "similarity" and config.batch_size < 2:
+        raise ValueError(
+            "loss_type 'similarity' compares the texts within a batch, so it needs batch_size "
+            f">= 2, got {config.batch_size}: raise batch_size, or pick loss_type mse or cosine."
         )
     if config.loss_type == "similarity" and not weight > 0:
         raise ValueError(

@@ -103,7 +103,7 @@ def similarity_matrix_loss(student: Tensor, teacher: Tensor) -> Tensor:
 
 
 class SimilarityDistillLoss(nn.Module):
-    """The embedding loss plus ``weight`` x :func:`similarity_matrix_loss`, logged apart.
+    """``weight`` x :func:`similarity_matrix_loss`, plus the embedding loss if any, logged apart.
 
     Args:
         model: The student.
