@@ -1,7 +1,6 @@
 """The dry run: its runner and session in-process; ``dry_run=true`` and ``--env gpu`` via the CLI."""
 
 import logging
-from types import SimpleNamespace
 
 import pytest
 from kedro.framework.session import KedroSession
@@ -83,8 +82,9 @@ def test_the_session_hands_a_dry_run_to_the_dry_runner(monkeypatch, dry_run):
     runs = []
     monkeypatch.setattr(KedroSession, "run", lambda self, *args, **kwargs: runs.append(kwargs))
     parameters = {} if dry_run is None else {"dry_run": dry_run}
-    context = SimpleNamespace(config_loader={"parameters": parameters})
-    monkeypatch.setattr(DryRunSession, "load_context", lambda self: context)
+    monkeypatch.setattr(
+        DryRunSession, "_get_config_loader", lambda self: {"parameters": parameters}
+    )
     DryRunSession.run(object.__new__(DryRunSession), pipeline_names=["distillation"])
     (kwargs,) = runs
     assert kwargs["pipeline_names"] == ["distillation"]

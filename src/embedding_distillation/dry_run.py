@@ -34,7 +34,9 @@ class DryRunSession(KedroSession):
 
     def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Run as Kedro does, with :class:`DryRunner` as the runner when ``dry_run`` is true."""
-        parameters = self.load_context().config_loader["parameters"]  # --params included
+        # The config loader alone (--params included): load_context() would also build a
+        # context and call the after_context_created hooks, which super().run() does again.
+        parameters = self._get_config_loader()["parameters"]
         if parameters.get("dry_run"):
             kwargs["runner"] = DryRunner()
         return super().run(*args, **kwargs)

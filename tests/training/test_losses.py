@@ -378,9 +378,22 @@ def test_similarity_weight_adds_the_term_beside_the_embedding_loss(tmp_path, stu
     )
 
 
-def test_similarity_term_joins_the_hidden_state_loss(tmp_path, student):
+@pytest.mark.parametrize(
+    ("loss_type", "expected"),
+    [
+        ("mse", {"embedding", "hidden_state", "similarity"}),
+        ("similarity", {"hidden_state", "similarity"}),  # no embedding term
+    ],
+)
+def test_similarity_term_joins_the_hidden_state_loss(tmp_path, student, loss_type, expected):
     model = SentenceTransformer(student, device="cpu")
-    config = _config(tmp_path, student, hidden_state_layer_map={2: 2}, similarity_weight=3.0)
+    config = _config(
+        tmp_path,
+        student,
+        loss_type=loss_type,
+        hidden_state_layer_map={2: 2},
+        similarity_weight=3.0,
+    )
     loss = build_loss(model, config, 32, {2: 32})
     texts = make_sentences(5, seed=4)
     generator = torch.Generator().manual_seed(3)
@@ -388,7 +401,7 @@ def test_similarity_term_joins_the_hidden_state_loss(tmp_path, student):
     with torch.no_grad():
         terms = loss([_batch(model, texts)], torch.cat([target, layer], dim=1))
         embedding = model.encode(texts, convert_to_tensor=True)
-    assert set(terms) == {"embedding", "hidden_state", "similarity"}
+    assert set(terms) == expected
     assert torch.allclose(
         terms["similarity"], 3.0 * similarity_matrix_loss(embedding, target), atol=1e-6
     )
@@ -415,26 +428,6 @@ def test_loss_type_similarity_trains_on_the_similarity_term_alone(tmp_path, stud
     assert torch.allclose(
         terms["similarity"], 5.0 * similarity_matrix_loss(embedding, target), atol=1e-6
     )
-
-
-def test_loss_type_similarity_joins_the_hidden_state_term_without_an_embedding_term(
-    tmp_path, student
-):
-    model = SentenceTransformer(student, device="cpu")
-    config = _config(
-        tmp_path,
-        student,
-        loss_type="similarity",
-        similarity_weight=2.0,
-        hidden_state_layer_map={2: 2},
-    )
-    loss = build_loss(model, config, 32, {2: 32})
-    texts = make_sentences(4, seed=6)
-    generator = torch.Generator().manual_seed(5)
-    target, layer = torch.randn(4, 32, generator=generator), torch.randn(4, 32, generator=generator)
-    with torch.no_grad():
-        terms = loss([_batch(model, texts)], torch.cat([target, layer], dim=1))
-    assert set(terms) == {"hidden_state", "similarity"}
 
 
 def test_loss_type_similarity_needs_a_similarity_weight(tmp_path, student):

@@ -102,6 +102,25 @@ def similarity_matrix_loss(student: Tensor, teacher: Tensor) -> Tensor:
         )  # over (batch, batch)
 
 
+def embedding_terms(
+    embedding: Tensor,
+    target: Tensor,
+    embedding_loss: EmbedDistillLoss | None,
+    similarity_weight: float,
+) -> dict[str, Tensor]:
+    """The terms on the embedding target, for every loss that has one.
+
+    ``embedding`` when ``embedding_loss`` is given; ``similarity`` (``similarity_weight`` x
+    :func:`similarity_matrix_loss`) when the weight is above 0.
+    """
+    terms: dict[str, Tensor] = {}
+    if embedding_loss is not None:
+        terms["embedding"] = embedding_loss.compute_loss_from_embeddings([embedding], [target])
+    if similarity_weight:
+        terms["similarity"] = similarity_weight * similarity_matrix_loss(embedding, target)
+    return terms
+
+
 class SimilarityDistillLoss(nn.Module):
     """``weight`` x :func:`similarity_matrix_loss`, plus the embedding loss if any, logged apart.
 
@@ -130,13 +149,7 @@ class SimilarityDistillLoss(nn.Module):
         """Both terms for one batch of a single text column."""
         features = next(iter(sentence_features))
         embedding = self.model(features)["sentence_embedding"]  # (batch, dim)
-        labels = labels.detach()
-        losses = {"similarity": self.weight * similarity_matrix_loss(embedding, labels)}
-        if self.embedding_loss is not None:
-            losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
-                [embedding], [labels]
-            )
-        return losses
+        return embedding_terms(embedding, labels.detach(), self.embedding_loss, self.weight)
 
 
 class HiddenStateDistillLoss(nn.Module):
@@ -217,16 +230,12 @@ class HiddenStateDistillLoss(nn.Module):
         labels = labels.detach()
         losses: dict[str, Tensor] = {}
         if self.target_dim:
-            embedding = output["sentence_embedding"]  # (batch, student_dim)
-            target = labels[:, : self.target_dim]
-            if self.embedding_loss is not None:
-                losses["embedding"] = self.embedding_loss.compute_loss_from_embeddings(
-                    [embedding], [target]
-                )
-            if self.similarity_weight:
-                losses["similarity"] = self.similarity_weight * similarity_matrix_loss(
-                    embedding, target
-                )
+            losses = embedding_terms(
+                output["sentence_embedding"],  # (batch, student_dim)
+                labels[:, : self.target_dim],
+                self.embedding_loss,
+                self.similarity_weight,
+            )
         hidden = output["all_layer_embeddings"]  # (layers + 1) x (batch, seq, width)
         offset = self.target_dim
         terms = []
