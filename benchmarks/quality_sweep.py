@@ -13,6 +13,7 @@ articles), the mean cosine to the teacher on 1,000 held-out rows, and the minute
     python benchmarks/quality_sweep.py cell --rows 0 NAME key=value  # on the demo's rows
     python benchmarks/quality_sweep.py prepare --rows -1     # the STS-B train sentences, then
     python benchmarks/quality_sweep.py cell --rows -1 NAME key=value  # train on them
+    python benchmarks/quality_sweep.py cell --rows -2 --sts-share 0.33 NAME key=value  # a mix
     python benchmarks/quality_sweep.py table                 # the table of every cell run
 
 ``cell untrained`` measures the student before training (no key=value). Results go to
@@ -38,6 +39,7 @@ STS_DEV = DATA / "01_raw/sts_benchmark/dev.parquet"
 STS_TEST = DATA / "01_raw/sts_benchmark/test.parquet"
 STS_TRAIN = DATA / "01_raw/sts_benchmark/train.parquet"
 STS_TRAIN_ROWS = -1  # --rows -1: the STS-B train split's sentences (unscored), not the corpus
+DEMO_STS_ROWS = -2  # --rows -2: the demo's rows, a share of them swapped for STS-B train sentences
 RETRIEVAL = DATA / "01_raw/retrieval/vital_retrieval.parquet"
 CACHE = DATA / "04_feature/embedding_cache"
 HELDOUT_ROWS = 1000
@@ -104,10 +106,12 @@ def _value(text: str) -> Any:
         return text
 
 
-def _rows(rows: int) -> tuple[Any, Any]:
+def _rows(rows: int, sts_share: float = 0.0) -> tuple[Any, Any]:
     """(training rows, held-out rows): of the large corpus, or the demo's (``rows`` 0).
 
     ``rows`` -1: the STS-B train sentences, held out against the demo's held-out rows.
+    ``rows`` -2: the demo's rows with ``sts_share`` of them swapped for STS-B train sentences
+    (none that also occur in the dev or test split), shuffled; the demo's held-out rows.
 
     Large corpus: the first ``rows`` embedded rows and the ``HELDOUT_ROWS`` after them. Demo:
     the pipeline's own split of its 3,000 rows (``kedro run`` wrote it to
@@ -117,23 +121,35 @@ def _rows(rows: int) -> tuple[Any, Any]:
 
     from embedding_distillation.corpus import load_corpus
 
-    if rows in (0, STS_TRAIN_ROWS):
+    if rows in (0, STS_TRAIN_ROWS, DEMO_STS_ROWS):
         inputs = DATA / "05_model_input"
         heldout = sorted((inputs / "heldout_embeddings").iterdir())[-1] / "heldout_embeddings"
-        train = (
-            load_from_disk(str(inputs / "train_embeddings"))
-            if rows == 0
-            else load_corpus(str(WORK / f"embeddings-{rows}"))
+        demo = load_from_disk(str(inputs / "train_embeddings")).select_columns(["text", FINAL])
+        sts = load_corpus(str(WORK / f"embeddings-{STS_TRAIN_ROWS}")).select_columns(
+            ["text", FINAL]
         )
-        return (
-            train.select_columns(["text", FINAL]),
-            load_from_disk(str(heldout)).select_columns(["text", FINAL]),
-        )
+        train = demo if rows == 0 else sts if rows == STS_TRAIN_ROWS else _mix(demo, sts, sts_share)
+        return train, load_from_disk(str(heldout)).select_columns(["text", FINAL])
     data = load_corpus(str(WORK / f"embeddings-{rows}")).select_columns(["text", FINAL])
     return data.select(range(rows)), data.select(range(rows, rows + HELDOUT_ROWS))
 
 
-def cell(name: str, rows: int, overrides: dict[str, Any]) -> dict[str, Any]:
+def _mix(demo: Any, sts: Any, share: float) -> Any:
+    """``len(demo)`` rows: ``share`` of them STS-B train sentences not in dev/test, shuffled."""
+    import pyarrow.parquet as pq
+    from datasets import concatenate_datasets
+
+    evaluated = set()
+    for path in (STS_DEV, STS_TEST):
+        pairs = pq.read_table(path).to_pydict()
+        evaluated |= set(pairs["sentence1"]) | set(pairs["sentence2"])
+    sts = sts.filter(lambda row: row["text"] not in evaluated).shuffle(seed=42)
+    n_sts = round(share * len(demo))
+    mixed = concatenate_datasets([demo.select(range(len(demo) - n_sts)), sts.select(range(n_sts))])
+    return mixed.shuffle(seed=42).flatten_indices()
+
+
+def cell(name: str, rows: int, overrides: dict[str, Any], sts_share: float = 0.0) -> dict[str, Any]:
     """Train (unless ``name`` is ``untrained``) and measure one cell; returns its record."""
     import torch
     from datasets import Dataset
@@ -143,11 +159,11 @@ def cell(name: str, rows: int, overrides: dict[str, Any]) -> dict[str, Any]:
     from embedding_distillation.evaluation.metrics import evaluate_models
     from embedding_distillation.evaluation.retrieval import local_retrieval_task
     from embedding_distillation.models import load_sentence_transformer
+    from embedding_distillation.training.student import prepare_student
     from embedding_distillation.training.tracking import sts_dev_spearman
-    from embedding_distillation.training.trainer import prepare_student
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    train, heldout = _rows(rows)
+    train, heldout = _rows(rows, sts_share)
     dev = Dataset.from_parquet(str(STS_DEV))
     settings = {**BASE, **overrides}
     config = EmbeddingTrainerConfig(
@@ -191,6 +207,7 @@ def cell(name: str, rows: int, overrides: dict[str, Any]) -> dict[str, Any]:
     record = {
         "name": name,
         "rows": rows,
+        "sts_share": sts_share if rows == DEMO_STS_ROWS else None,
         "settings": settings if not name.startswith("untrained") else overrides,
         "sts_dev": sts_dev_spearman(model, dev, 64),
         # Reported, never used to choose: the same cosine Spearman on the test split.
@@ -227,7 +244,7 @@ def table() -> str:
     ]
 
     def order(r: dict[str, Any]) -> tuple[bool, int, bool]:
-        return r["rows"] == STS_TRAIN_ROWS, r["rows"], r["name"] != "untrained"
+        return r["rows"] < 0, -r["rows"] if r["rows"] < 0 else r["rows"], r["name"] != "untrained"
 
     for r in sorted(_records(), key=order):
         changed = {k: v for k, v in r["settings"].items() if BASE.get(k) != v}
@@ -237,7 +254,11 @@ def table() -> str:
         index = r["teacher_index_ndcg_at_10"]
         steps = _best_step(r)
         seconds = f"{r['evaluation_seconds']:.0f}" if r["evaluation_seconds"] else "-"
-        rows = {0: "demo", STS_TRAIN_ROWS: "STS-B train"}.get(r["rows"], f"{r['rows']:,}")
+        rows = {
+            0: "demo",
+            STS_TRAIN_ROWS: "STS-B train",
+            DEMO_STS_ROWS: f"demo, {r.get('sts_share') or 0:.0%} STS-B train",
+        }.get(r["rows"], f"{r['rows']:,}")
         lines.append(
             f"| {r['name']} | {rows} | {settings} | {r['sts_dev']:.2f} "
             f"| {r['retrieval_ndcg_at_10']:.2f} | {'n/a' if index is None else f'{index:.2f}'} "
@@ -272,16 +293,18 @@ def main() -> None:
         "--rows",
         type=int,
         default=30_000,
-        help="large-corpus rows; 0: the demo's 2,700; -1: the STS-B train sentences "
-        "(give it before NAME)",
+        help="large-corpus rows; 0: the demo's 2,700; -1: the STS-B train sentences; "
+        "-2: the demo's rows mixed with STS-B train sentences (give it before NAME)",
     )
+    c.add_argument("--sts-share", type=float, default=0.33, help="--rows -2: the STS-B share")
     sub.add_parser("table")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.rows)
     elif args.command == "cell":
         overrides = dict(item.split("=", 1) for item in args.settings)
-        record = cell(args.name, args.rows, {k: _value(v) for k, v in overrides.items()})
+        settings = {k: _value(v) for k, v in overrides.items()}
+        record = cell(args.name, args.rows, settings, args.sts_share)
         print(json.dumps({k: v for k, v in record.items() if k != "evaluations"}, indent=1))
     else:
         print(table())

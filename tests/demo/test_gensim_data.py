@@ -9,7 +9,12 @@ import pytest
 from embedding_distillation.demo import gensim_data as gd
 from embedding_distillation.demo.errors import AssetError, ChecksumError
 from embedding_distillation.demo.outputs import sha256_file, write_parquet
-from embedding_distillation.demo.sts_benchmark import STS_B_PACKAGE, excludes_sts_b
+from embedding_distillation.demo.sts_benchmark import (
+    EXCLUSION_METADATA,
+    STS_B_PACKAGE,
+    excludes_sts_b,
+    sts_b_sentences,
+)
 from tests.demo.conftest import NEWS, STS_SPLITS, add_sts, sts_line
 
 
@@ -58,14 +63,17 @@ def test_ensure_corpus_builds_both_files_and_is_idempotent(fake_gensim, tmp_path
         gd.news_sentences(NEWS)
     )
     assert sum(r["source"] == "wikipedia" for r in rows) == 3
-    assert len(rows) == 7
+    sts_train = [r["text"] for r in rows if r["source"] == "sts_b_train"]
+    assert sorted(sts_train) == sorted(sts_b_sentences(tmp_path, "train"))
+    assert len(sts_train) == 6
+    assert len(rows) == 13
     assert pq.read_table(lee50_path).to_pydict()["score"] == [0.1, 0.2, 0.3]
     assert (
         (corpus_path.parent / "demo_corpus.parquet.sha256")
         .read_text()
         .startswith(sha256_file(corpus_path))
     )
-    assert "3 wikipedia, 4 lee_news" in caplog.text
+    assert "3 wikipedia, 4 lee_news, 6 sts_b_train" in caplog.text
 
     gd.ensure_corpus(tmp_path)
     assert fake_gensim.calls == [STS_B_PACKAGE, gd.GENSIM_PACKAGE]
@@ -99,45 +107,65 @@ def test_changed_gensim_input_is_rejected(fake_gensim, monkeypatch, tmp_path):
 def test_build_corpus_table_mixes_sources_deterministically():
     wiki = [f"Wiki sentence number {i} is here." for i in range(50)]
     news = [f"News sentence number {i} is here." for i in range(50)] + [wiki[0]]
-    first = gd.build_corpus_table(wiki, news)
-    assert first.num_rows == 100  # the duplicate is dropped
-    assert first.to_pylist() == gd.build_corpus_table(wiki, news).to_pylist()
-    head = first.slice(0, 20).column("source").to_pylist()
-    assert {"wikipedia", "lee_news"} <= set(head)
+    sts = [f"An STS sentence number {i}." for i in range(50)] + [news[0]]
+    first = gd.build_corpus_table(wiki, news, sts)
+    assert first.num_rows == 150  # the duplicates are dropped
+    assert first.to_pylist() == gd.build_corpus_table(wiki, news, sts).to_pylist()
+    head = first.slice(0, 30).column("source").to_pylist()
+    assert {"wikipedia", "lee_news", "sts_b_train"} <= set(head)
+    # The STS-B train sentences leave the other rows in the order they had without them (the
+    # large corpus reads them in that order).
+    without = gd.build_corpus_table(wiki, news).column("text").to_pylist()
+    assert [r["text"] for r in first.to_pylist() if r["source"] != "sts_b_train"] == without
 
 
-def test_demo_corpus_leaves_out_sts_b_sentences(fake_gensim, monkeypatch, tmp_path, caplog):
+def test_demo_corpus_leaves_out_sts_b_dev_and_test_sentences(
+    fake_gensim, monkeypatch, tmp_path, caplog
+):
     caplog.set_level(logging.INFO, logger=gd.__name__)
     reference = pq.read_table(gd.ensure_corpus(tmp_path / "reference")[0]).to_pylist()
-    # Two corpus sentences, up to spaces and case, become STS-B sentences (one per split).
+    # Two corpus sentences, up to spaces and case, become STS-B sentences (one per split), and
+    # a train sentence is also a dev one.
     splits = STS_SPLITS | {
         "dev": [
             *STS_SPLITS["dev"],
             sts_line("1", "x y.", "  qantas froze the  wages of its STAFF. "),
+            sts_line("1", "Stocks fell on Monday.", "x z."),
         ],
         "test": [*STS_SPLITS["test"], sts_line("2", "Mr. Smith owns three of them.", "z.")],
     }
     add_sts(fake_gensim, monkeypatch, splits)
     corpus_path, _ = gd.ensure_corpus(tmp_path / "excluded")
     rows = pq.read_table(corpus_path).to_pylist()
-    dropped = {"Qantas froze the wages of its staff.", "Mr. Smith owns three of them."}
+    dropped = {
+        "Qantas froze the wages of its staff.",
+        "Mr. Smith owns three of them.",
+        "Stocks fell on Monday.",
+    }
     assert dropped <= {row["text"] for row in reference}
     assert rows == [row for row in reference if row["text"] not in dropped]  # order kept
-    assert "2 equal to an STS-B sentence dropped" in caplog.text
-    assert "0 equal to an STS-B sentence dropped" in caplog.text  # the reference build
-    assert excludes_sts_b(corpus_path)
+    assert "3 equal to an STS-B dev or test sentence dropped" in caplog.text
+    assert "0 equal to an STS-B dev or test sentence dropped" in caplog.text  # the reference
+    assert excludes_sts_b(corpus_path, gd.EXCLUDED_STS_B_SPLITS)
+    assert not excludes_sts_b(corpus_path)  # the train sentences are in
 
 
-def test_demo_corpus_built_before_the_exclusion_is_rebuilt(fake_gensim, tmp_path, caplog):
+@pytest.mark.parametrize("metadata", [{}, EXCLUSION_METADATA], ids=["no mark", "no STS-B"])
+def test_demo_corpus_built_before_the_train_sentences_is_rebuilt(
+    fake_gensim, tmp_path, caplog, metadata
+):
     corpus_path = tmp_path / gd.CORPUS_FILE
     old = pa.table({"text": ["A man is playing a guitar.", "Old row."], "source": ["x", "y"]})
-    write_parquet(old, corpus_path)  # verifies, but has no exclusion mark
+    write_parquet(old.replace_schema_metadata(metadata), corpus_path)  # verifies, old mark
     gd.ensure_corpus(tmp_path)
-    assert "was built before STS-B sentences were excluded from corpora: rebuilding" in caplog.text
+    assert (
+        "was built before it took the STS-B train sentences and left out those of dev and "
+        "test: rebuilding it"
+    ) in caplog.text
     rows = pq.read_table(corpus_path).to_pylist()
-    assert len(rows) == 7
+    assert len(rows) == 13
     assert "Old row." not in {row["text"] for row in rows}
-    assert excludes_sts_b(corpus_path)
+    assert excludes_sts_b(corpus_path, gd.EXCLUDED_STS_B_SPLITS)
     calls = len(fake_gensim.calls)
     gd.ensure_corpus(tmp_path)
     assert len(fake_gensim.calls) == calls  # marked now: skipped

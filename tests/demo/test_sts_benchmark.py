@@ -160,3 +160,32 @@ def test_drop_sts_b_texts_keeps_order_and_marks_the_table(tmp_path):
     assert sb.excludes_sts_b(path)
     pq.write_table(table, path)
     assert not sb.excludes_sts_b(path)
+
+
+def test_sts_b_keys_of_some_splits(fake_sts, tmp_path):
+    sb.ensure_sts_benchmark(tmp_path)
+    keys = sb.sts_b_keys(tmp_path, ("dev", "test"))
+    assert len(keys) == 8
+    assert "two dogs run." in keys and "a man plays the guitar." not in keys
+
+
+def test_sts_b_sentences_are_the_distinct_sentences_of_a_split_in_pair_order(fake_sts, tmp_path):
+    sb.ensure_sts_benchmark(tmp_path)
+    assert sb.sts_b_sentences(tmp_path, "dev") == [
+        "A woman is slicing an onion.",
+        "A woman is cutting tofu.",
+        "Two dogs run.",
+        "A dog runs.",
+    ]
+    with pytest.raises(AssetError, match=r"test\.parquet is missing.*fetch the STS Benchmark"):
+        sb.sts_b_sentences(tmp_path / "empty", "test")
+
+
+def test_a_table_without_some_splits_is_marked_with_them(tmp_path):
+    table = pa.table({"text": ["Keep me.", "Two dogs run."]})
+    kept, dropped = sb.drop_sts_b_texts(table, frozenset({"two dogs run."}), splits=("test", "dev"))
+    path = tmp_path / "c.parquet"
+    pq.write_table(kept, path)
+    assert dropped == 1
+    assert sb.excludes_sts_b(path, ("dev", "test"))
+    assert not sb.excludes_sts_b(path)  # not without train's sentences

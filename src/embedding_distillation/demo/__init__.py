@@ -11,8 +11,8 @@ Outputs, relative to the data folder:
 
 - ``01_raw/sts_benchmark/{train,dev,test}.parquet``: the STS Benchmark (``sentence1``,
   ``sentence2``, ``score`` 0-5, ``genre``); the test split is MTEB's ``STSBenchmark``.
-- ``01_raw/corpus/demo_corpus.parquet``: about 20k sentences of Wikipedia and Lee news
-  (``text``, ``source``) from gensim's test data.
+- ``01_raw/corpus/demo_corpus.parquet``: about 31k sentences (``text``, ``source``): Wikipedia
+  and Lee news from gensim's test data, and the STS-B train split's sentences (no scores).
 - ``01_raw/corpus/lee50_pairs.parquet``: the 1,225 Lee 50 document pairs with their mean human
   similarity (``text_1``, ``text_2``, ``score`` 0-1).
 - ``01_raw/retrieval/vital_retrieval.parquet``: 1,000 held-out Wikipedia vital articles

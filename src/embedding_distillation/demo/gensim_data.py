@@ -1,9 +1,12 @@
 """The demo corpus and the Lee50 gold pairs, both built from the gensim wheel's test data.
 
-- ``01_raw/corpus/demo_corpus.parquet``: columns ``text`` and ``source`` (``"wikipedia"`` or
-  ``"lee_news"``), the clean sentences of gensim's shortened Wikipedia dump and Lee news
-  background file, shuffled with a fixed seed so that any prefix mixes both sources, without
-  the sentences of the STS Benchmark.
+- ``01_raw/corpus/demo_corpus.parquet``: columns ``text`` and ``source`` (``"wikipedia"``,
+  ``"lee_news"`` or ``"sts_b_train"``), the clean sentences of gensim's shortened Wikipedia dump
+  and Lee news background file and the STS Benchmark *train* split's sentences (no scores),
+  shuffled with a fixed seed so that any prefix mixes the three sources, without any sentence
+  of the STS-B dev or test split. The STS-B train sentences stand for a user's own texts: the
+  demo's student is evaluated on texts like them (STS-B test), and distilled on Wikipedia and
+  news alone it kept its untrained self (``benchmarks/RESULTS_quality.md``).
 - ``01_raw/corpus/lee50_pairs.parquet``: columns ``text_1``, ``text_2``, ``score``: the 1,225
   document pairs of the Lee 50 set with their mean human similarity (0-1).
 """
@@ -11,6 +14,7 @@
 import logging
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +29,7 @@ from embedding_distillation.demo.sts_benchmark import (
     ensure_sts_benchmark,
     excludes_sts_b,
     sts_b_keys,
+    sts_b_sentences,
     sts_benchmark_present,
 )
 from embedding_distillation.demo.wikitext import wiki_sentences
@@ -53,6 +58,8 @@ GENSIM_INPUT_SHA256 = {
     LEE50_MATRIX_MEMBER: "23762bc6b728897144dda3d324a2c032dc1e059e1009806226d64b6dd123ed79",
 }
 CORPUS_SEED = 0
+# The STS-B splits the demo corpus leaves out; it takes the train split's sentences.
+EXCLUDED_STS_B_SPLITS = ("dev", "test")
 
 
 def news_sentences(text: str) -> list[str]:
@@ -105,27 +112,40 @@ def read_lee50(docs_text: str, matrix_text: str) -> pa.Table:
     )
 
 
-def build_corpus_table(wiki: list[str], news: list[str], seed: int = CORPUS_SEED) -> pa.Table:
-    """Combine both sources, drop exact duplicates, and shuffle with a fixed seed.
+def build_corpus_table(
+    wiki: list[str], news: list[str], sts_train: Sequence[str] = (), seed: int = CORPUS_SEED
+) -> pa.Table:
+    """Combine the sources, drop exact duplicates, and shuffle with a fixed seed.
+
+    The Wikipedia and news rows keep the order they had before the STS-B train sentences were
+    added (the large corpus reads them in this order): those are spread over random slots.
 
     Args:
         wiki: Wikipedia sentences.
         news: Lee news sentences.
+        sts_train: STS-B train sentences.
         seed: Seed of ``numpy.random.default_rng`` for the shuffle.
 
     Returns:
-        A table with ``text`` and ``source`` (``"wikipedia"`` or ``"lee_news"``).
+        A table with ``text`` and ``source`` (``"wikipedia"``, ``"lee_news"`` or
+        ``"sts_b_train"``; a sentence in several sources keeps the first).
     """
     rows: dict[str, str] = {}
     for source, sentences in (("wikipedia", wiki), ("lee_news", news)):
         for sentence in sentences:
             rows.setdefault(sentence, source)
     texts = list(rows)
-    order = np.random.default_rng(seed).permutation(len(texts))
+    rng = np.random.default_rng(seed)
+    shuffled = [texts[i] for i in rng.permutation(len(texts))]
+    added = [text for text in dict.fromkeys(sts_train) if text not in rows]
+    rows |= dict.fromkeys(added, "sts_b_train")
+    slots = set(rng.choice(len(shuffled) + len(added), size=len(added), replace=False).tolist())
+    base, extra = iter(shuffled), iter([added[i] for i in rng.permutation(len(added))])
+    ordered = [next(extra if slot in slots else base) for slot in range(len(rows))]
     return pa.table(
         {
-            "text": pa.array([texts[i] for i in order], pa.string()),
-            "source": pa.array([rows[texts[i]] for i in order], pa.string()),
+            "text": pa.array(ordered, pa.string()),
+            "source": pa.array([rows[text] for text in ordered], pa.string()),
         }
     )
 
@@ -134,9 +154,9 @@ def ensure_corpus(data_dir: Path) -> tuple[Path, Path]:
     """Build the sentence corpus and the Lee50 gold pairs from the gensim wheel's test data.
 
     Each of the two outputs is skipped when it exists and verifies; the wheel is only
-    downloaded when one of them is missing. The corpus leaves out every sentence of the STS
-    Benchmark, which is fetched first for that (``ensure_sts_benchmark``); a corpus file
-    written before that rule is rebuilt.
+    downloaded when one of them is missing. The corpus takes the STS Benchmark's train
+    sentences and leaves out every sentence of its dev and test splits, so it is fetched first
+    (``ensure_sts_benchmark``); a corpus file written before that rule is rebuilt.
 
     Args:
         data_dir: The project's data folder.
@@ -146,10 +166,10 @@ def ensure_corpus(data_dir: Path) -> tuple[Path, Path]:
     """
     corpus_path, lee50_path = Path(data_dir) / CORPUS_FILE, Path(data_dir) / LEE50_FILE
     corpus_ok, lee50_ok = generated_file_ok(corpus_path), generated_file_ok(lee50_path)
-    if corpus_ok and not excludes_sts_b(corpus_path):
+    if corpus_ok and not excludes_sts_b(corpus_path, EXCLUDED_STS_B_SPLITS):
         logger.warning(
-            "demo corpus %s was built before STS-B sentences were excluded from corpora: "
-            "rebuilding it",
+            "demo corpus %s was built before it took the STS-B train sentences and left out "
+            "those of dev and test: rebuilding it",
             corpus_path,
         )
         corpus_ok = False
@@ -163,22 +183,22 @@ def ensure_corpus(data_dir: Path) -> tuple[Path, Path]:
     if not corpus_ok:
         if not sts_benchmark_present(data_dir):
             ensure_sts_benchmark(data_dir)
-        excluded = sts_b_keys(data_dir)
+        excluded = sts_b_keys(data_dir, EXCLUDED_STS_B_SPLITS)
     package, version = GENSIM_PACKAGE
     logger.info("fetching %s==%s (test data only, ~28 MB)", package, version)
     with tempfile.TemporaryDirectory(prefix="demo_gensim_") as tmp:
         wheel = wheels.fetch_wheel(package, version, Path(tmp))
         if not corpus_ok:
-            _build_corpus(wheel, corpus_path, excluded)
+            _build_corpus(wheel, corpus_path, excluded, sts_b_sentences(data_dir, "train"))
         if not lee50_ok:
             _build_lee50(wheel, lee50_path)
     return corpus_path, lee50_path
 
 
 def demo_corpus_present(data_dir: Path) -> bool:
-    """True when the demo corpus exists, verifies and leaves out STS-B (no log, no download)."""
+    """True when the demo corpus exists, verifies and leaves out STS-B dev and test (no log)."""
     path = Path(data_dir) / CORPUS_FILE
-    return generated_file_ok(path) and excludes_sts_b(path)
+    return generated_file_ok(path) and excludes_sts_b(path, EXCLUDED_STS_B_SPLITS)
 
 
 def _read_pinned(wheel: Path, member: str) -> bytes:
@@ -193,22 +213,27 @@ def _read_pinned(wheel: Path, member: str) -> bytes:
     )
 
 
-def _build_corpus(wheel: Path, output: Path, excluded: frozenset[str]) -> None:
+def _build_corpus(
+    wheel: Path, output: Path, excluded: frozenset[str], sts_train: list[str]
+) -> None:
     start = time.perf_counter()
     wiki_bytes = _read_pinned(wheel, WIKI_MEMBER)
     news_text = _read_pinned(wheel, NEWS_MEMBER).decode("latin-1")
     wiki = wiki_sentences(wiki_bytes)
     news = news_sentences(news_text)
     # Shuffle first, then drop: the rows keep the order they had before STS-B was excluded.
-    table, dropped = drop_sts_b_texts(build_corpus_table(wiki, news), excluded)
+    table, dropped = drop_sts_b_texts(
+        build_corpus_table(wiki, news, sts_train), excluded, splits=EXCLUDED_STS_B_SPLITS
+    )
     write_parquet(table, output)
     counts = source_counts(table)
     logger.info(
-        "demo corpus: %d sentences (%d wikipedia, %d lee_news) in %.1f s, %d equal to an "
-        "STS-B sentence dropped -> %s",
+        "demo corpus: %d sentences (%d wikipedia, %d lee_news, %d sts_b_train) in %.1f s, "
+        "%d equal to an STS-B dev or test sentence dropped -> %s",
         table.num_rows,
         counts.get("wikipedia", 0),
         counts.get("lee_news", 0),
+        counts.get("sts_b_train", 0),
         time.perf_counter() - start,
         dropped,
         output,

@@ -5,8 +5,10 @@ tab-separated text (the package is never imported: its own loader returns the de
 place of test). The test split is the MTEB ``STSBenchmark`` test set.
 
 This module also keeps STS-B out of the corpora the project builds: ``sts_b_keys`` gives
-every STS-B sentence, whitespace-normalised and case-folded, and ``drop_sts_b_texts`` removes
-the corpus texts that match one.
+the STS-B sentences of some splits, whitespace-normalised and case-folded, and
+``drop_sts_b_texts`` removes the corpus texts that match one. The large corpus leaves out every
+split; the demo corpus takes the train split's sentences (``sts_b_sentences``, no scores) and
+leaves out dev (what the settings are chosen on) and test (what the report states).
 """
 
 import csv
@@ -52,8 +54,15 @@ _SCORE, _SENTENCE1, _SENTENCE2 = 4, 5, 6
 # "main-captions" -> "captions"; the train split spells the forum genre "main-forum".
 _GENRE_ALIASES = {"forum": "forums"}
 
-# Schema metadata of a corpus from which the STS-B sentences were removed.
+# Schema metadata of a corpus from which the STS-B sentences of every split were removed.
 EXCLUSION_METADATA = {b"excluded_texts": b"sts-benchmark"}
+
+
+def exclusion_metadata(splits: tuple[str, ...] = STS_B_SPLITS) -> dict[bytes, bytes]:
+    """Schema metadata of a corpus without the STS-B sentences of ``splits``."""
+    if set(splits) == set(STS_B_SPLITS):
+        return EXCLUSION_METADATA
+    return {b"excluded_texts": ("sts-benchmark:" + ",".join(sorted(splits))).encode()}
 
 
 def parse_sts_csv(text: str, *, name: str = "sts.csv") -> pa.Table:
@@ -190,14 +199,30 @@ def match_key(text: str) -> str:
     return normalize_whitespace(text).casefold()
 
 
-def sts_b_keys(data_dir: Path) -> frozenset[str]:
-    """Every sentence of the three STS-B splits under ``data_dir``, as ``match_key`` forms.
+def sts_b_sentences(data_dir: Path, split: str) -> list[str]:
+    """The distinct sentences of one STS-B split, in pair order (no scores).
+
+    Raises:
+        AssetError: The split's parquet file is missing (run ``ensure_sts_benchmark`` first).
+    """
+    path = sts_benchmark_path(data_dir, split)
+    if not path.is_file():
+        raise AssetError(
+            f"{path} is missing: fetch the STS Benchmark first (ensure_sts_benchmark)."
+        )
+    pairs = pq.read_table(path, columns=["sentence1", "sentence2"]).to_pydict()
+    both = zip(pairs["sentence1"], pairs["sentence2"], strict=True)
+    return list(dict.fromkeys(text for pair in both for text in pair if text.strip()))
+
+
+def sts_b_keys(data_dir: Path, splits: tuple[str, ...] = STS_B_SPLITS) -> frozenset[str]:
+    """Every sentence of the STS-B ``splits`` under ``data_dir``, as ``match_key`` forms.
 
     Raises:
         AssetError: A split's parquet file is missing (run ``ensure_sts_benchmark`` first).
     """
     keys: set[str] = set()
-    for split in STS_B_SPLITS:
+    for split in splits:
         path = sts_benchmark_path(data_dir, split)
         if not path.is_file():
             raise AssetError(
@@ -211,25 +236,29 @@ def sts_b_keys(data_dir: Path) -> frozenset[str]:
 
 
 def drop_sts_b_texts(
-    table: pa.Table, keys: frozenset[str], column: str = "text"
+    table: pa.Table,
+    keys: frozenset[str],
+    column: str = "text",
+    splits: tuple[str, ...] = STS_B_SPLITS,
 ) -> tuple[pa.Table, int]:
     """Remove the rows whose text equals an STS-B sentence, keeping the order of the rest.
 
     Args:
         table: A corpus table.
-        keys: ``sts_b_keys`` of the data folder.
+        keys: ``sts_b_keys`` of the data folder, for ``splits``.
         column: The text column.
+        splits: The splits ``keys`` hold, written into the table's metadata.
 
     Returns:
-        The remaining rows, marked with ``EXCLUSION_METADATA``, and the number removed.
+        The remaining rows, marked with ``exclusion_metadata(splits)``, and the number removed.
     """
     keep = [match_key(text) not in keys for text in table.column(column).to_pylist()]
     kept = table.filter(pa.array(keep, pa.bool_()))
-    metadata = (table.schema.metadata or {}) | EXCLUSION_METADATA
+    metadata = (table.schema.metadata or {}) | exclusion_metadata(splits)
     return kept.replace_schema_metadata(metadata), table.num_rows - kept.num_rows
 
 
-def excludes_sts_b(path: Path) -> bool:
-    """True when a corpus parquet file was written without the STS-B sentences."""
+def excludes_sts_b(path: Path, splits: tuple[str, ...] = STS_B_SPLITS) -> bool:
+    """True when a corpus parquet file was written without the STS-B sentences of ``splits``."""
     metadata = pq.read_schema(path).metadata or {}
-    return all(metadata.get(key) == value for key, value in EXCLUSION_METADATA.items())
+    return all(metadata.get(key) == value for key, value in exclusion_metadata(splits).items())
