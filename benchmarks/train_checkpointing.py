@@ -50,7 +50,8 @@ def job_train(spec: dict[str, Any]) -> dict[str, Any]:
     from datasets import Dataset
 
     from embedding_distillation.training.config import EmbeddingTrainerConfig
-    from embedding_distillation.training.trainer import prepare_student, train_student
+    from embedding_distillation.training.student import prepare_student
+    from embedding_distillation.training.trainer import train_student
 
     texts = pq.read_table(spec["corpus"], columns=["text"]).column("text").to_pylist()
     lengths = np.array([len(text) for text in texts])

@@ -106,6 +106,7 @@ def job_train(spec: dict[str, Any]) -> dict[str, Any]:
     import embedding_distillation.training.trainer as trainer_module
     from embedding_distillation.corpus import load_corpus
     from embedding_distillation.training.config import EmbeddingTrainerConfig
+    from embedding_distillation.training.student import check_training_data, prepare_student
 
     imported = harness.peak_rss_mb()
     arguments = trainer_module.training_arguments
@@ -131,8 +132,8 @@ def job_train(spec: dict[str, Any]) -> dict[str, Any]:
     loaded = harness.peak_rss_mb()
     loaded_parts = rss_parts_mb()
     seconds_load = time.perf_counter() - started
-    target_dim = trainer_module.check_training_data(data, config)
-    model = trainer_module.prepare_student(config, target_dim, data)
+    target_dim = check_training_data(data, config)
+    model = prepare_student(config, target_dim, data)
     prepared = harness.peak_rss_mb()
     started = time.perf_counter()
     metrics = trainer_module.train_student(model, data, config)

@@ -58,3 +58,21 @@ def slow_shards(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     import time
 
     _before_encoding(monkeypatch, None, lambda index: time.sleep(seconds))
+
+
+def hold_until(monkeypatch: pytest.MonkeyPatch, path: str, timeout: float = 300) -> None:
+    """Make every run wait before each shard until the file ``path`` exists (at most ``timeout``).
+
+    A run held open while a test starts a second one, then let go at once: no fixed sleep.
+    """
+    import time
+    from pathlib import Path
+
+    def wait(index: int) -> None:
+        deadline = time.monotonic() + timeout
+        while not Path(path).exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} did not appear within {timeout} s")
+            time.sleep(0.05)
+
+    _before_encoding(monkeypatch, None, wait)

@@ -3,13 +3,7 @@
 import dataclasses
 import inspect
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import datasets
@@ -24,7 +18,6 @@ from embedding_distillation import (
     EmbeddingTrainerConfig,
     TeacherEmbeddingsGenerator,
 )
-from embedding_distillation.encoding.shards import ShardStore
 from tests.conftest import make_sentences
 from tests.spies import crash_at, record_encoded
 
@@ -55,7 +48,7 @@ def no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("model weights were loaded before the error")
 
     monkeypatch.setattr("embedding_distillation.encoding.engine.load_sentence_transformer", refuse)
-    monkeypatch.setattr("embedding_distillation.training.trainer.load_sentence_transformer", refuse)
+    monkeypatch.setattr("embedding_distillation.training.student.load_sentence_transformer", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -603,84 +596,6 @@ def test_missing_student_path(tmp_path, embedded, no_weights):
 def test_trainer_config_rejects_bad_options(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EmbeddingTrainerConfig(**{"student_model": "org/student"} | kwargs)
-
-
-# --- one writer per output_dir ---------------------------------------------------------------
-
-GENERATE_WORKER = """
-import sys, time
-import pytest
-from datasets import Dataset
-from embedding_distillation import TeacherEmbeddingsGenerator
-from tests.spies import slow_shards
-
-teacher, texts_file, out, delay = sys.argv[1:5]
-if float(delay):
-    slow_shards(pytest.MonkeyPatch(), float(delay))
-corpus = Dataset.from_dict({"text": open(texts_file).read().splitlines()})
-generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=8, chunk_size=8)
-started = time.monotonic()
-try:
-    generator.generate(corpus, output_dir=out)
-finally:
-    print(f"generate() took {time.monotonic() - started:.2f} s", flush=True)
-"""
-
-
-def _generate_process(tmp_path, teacher, corpus, delay):
-    script = tmp_path / "generate.py"
-    script.write_text(GENERATE_WORKER)
-    texts = tmp_path / "texts.txt"
-    texts.write_text("\n".join(corpus["text"]) + "\n")
-    command = [sys.executable, str(script), teacher, str(texts), str(tmp_path / "out"), delay]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait_for_manifest(folder: Path, process, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not (folder / "manifest.json").exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the first run never wrote its manifest"
-        time.sleep(0.05)
-
-
-@pytest.mark.slow
-def test_a_second_generate_on_the_same_output_dir_is_refused_at_once(
-    tmp_path, corpus, teacher_dense
-):
-    first = _generate_process(tmp_path, teacher_dense, corpus, delay="4")  # 7 shards: 28 s
-    try:
-        _wait_for_manifest(tmp_path / "out", first)
-        second = _generate_process(tmp_path, teacher_dense, corpus, delay="0")
-        out, err = (text.decode() for text in second.communicate(timeout=300))
-        assert second.returncode != 0
-        message = " ".join(err.split())
-        assert (
-            f"FolderInUseError: {tmp_path / 'out'} is being written by another process "
-            f"(pid {first.pid} on {socket.gethostname()}, started "
-        ) in message
-        assert f"stop it (kill {first.pid}), then run the same command again" in message
-        took = float(out.split("generate() took ")[1].split()[0])
-        assert took < 1.0  # the folder is claimed before the teacher loads
-        assert first.poll() is None  # the first run goes on, untouched
-        assert first.wait(timeout=300) == 0, first.communicate()
-    finally:
-        if first.poll() is None:
-            first.kill()
-    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["num_rows"] == 50
-
-
-@pytest.mark.slow
-def test_an_output_dir_left_by_a_killed_generate_resumes(tmp_path, corpus, teacher_dense):
-    first = _generate_process(tmp_path, teacher_dense, corpus, delay="0.5")
-    _wait_for_manifest(tmp_path / "out", first)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
-    second = _generate_process(tmp_path, teacher_dense, corpus, delay="0")
-    assert second.wait(timeout=300) == 0, second.communicate()
-    assert ShardStore(tmp_path / "out").load()["row_id"] == list(range(50))
 
 
 def test_generate_again_re_encodes_a_damaged_shard(tmp_path, corpus, teacher_dense, monkeypatch):

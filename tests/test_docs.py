@@ -407,7 +407,7 @@ def test_ci_runs_the_readme_test_command_and_the_demo_command_comes_first():
     blocks = _code_blocks(README.read_text(encoding="utf-8"), "bash")
     demo, tests = (block.strip() for block in blocks[:2])
     assert demo.endswith("python -m embedding_distillation.demo && kedro run")
-    assert tests.endswith("python -m pytest")
+    assert tests.endswith("python -m pytest -n 2")
     ci_commands = [
         line
         for line in (ROOT / ".ci" / "run").read_text().splitlines()

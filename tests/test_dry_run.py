@@ -1,6 +1,11 @@
-"""The dry run: its runner and session in-process; ``dry_run=true`` and ``--env gpu`` via the CLI."""
+"""The dry run: its runner and session in this process, and one ``kedro run`` for its exit.
+
+The command line is run once (the plan printed, the command's success); every other dry run
+goes through the project's session in this process (``run_in_process``), as ``kedro run`` does.
+"""
 
 import logging
+import re
 
 import pytest
 from kedro.framework.session import KedroSession
@@ -11,7 +16,8 @@ from embedding_distillation.pipelines.distillation.pipeline import create_pipeli
 from embedding_distillation.pipelines.teacher_embeddings.pipeline import (
     create_pipeline as teacher_embeddings,
 )
-from tests.conftest import base_parameters, make_project_copy, run_kedro
+from embedding_distillation.training import static
+from tests.conftest import base_parameters, make_project_copy, run_in_process, run_kedro
 from tests.spies import record_encoded
 
 TINY = {
@@ -43,9 +49,16 @@ def _written(project):
     )
 
 
-def _unwrapped(result):
-    """stdout + stderr with rich's line wrapping undone."""
-    return " ".join((result.stdout + result.stderr).split())
+def _dry_run(project, caplog, **options) -> str:
+    """A dry run in this process (``run_in_process`` options); the plan it printed."""
+    with caplog.at_level(logging.INFO):
+        ran = run_in_process(project, **options)
+    assert ran == []  # no node ran
+    assert "Nothing was encoded" in caplog.text
+    (plan,) = [
+        r.getMessage() for r in caplog.records if r.name == "embedding_distillation.dry_run.plan"
+    ]
+    return plan
 
 
 def _catalog(corpus, teacher, student):
@@ -108,25 +121,20 @@ def test_dry_run_prints_the_plan_of_both_pipelines_and_writes_nothing(project):
     assert _written(project) == []
 
 
-@pytest.mark.slow
 def test_dry_run_of_distillation_alone_needs_stored_embeddings(project):
-    result = run_kedro(project, "run", "--pipeline", "distillation", "--params", "dry_run=true")
-    assert result.returncode != 0
-    assert "Run `kedro run --pipeline teacher_embeddings` first" in _unwrapped(result)
+    with pytest.raises(
+        ValueError, match=re.escape("Run `kedro run --pipeline teacher_embeddings` first")
+    ):
+        run_in_process(project, pipeline="distillation", params="dry_run=true")
 
 
-@pytest.mark.slow
 def test_dry_run_reports_a_bad_text_column_before_any_work(project):
-    result = run_kedro(
-        project, "run", "--params", "dry_run=true,teacher_embeddings.text_column=body"
-    )
-    assert result.returncode != 0
-    assert "Text column 'body' not found in the corpus" in _unwrapped(result)
+    with pytest.raises(ValueError, match="Text column 'body' not found in the corpus"):
+        run_in_process(project, params="dry_run=true,teacher_embeddings.text_column=body")
     assert _written(project) == []
 
 
-@pytest.mark.slow
-def test_gpu_env_overrides_single_keys_of_the_base_groups(project, teacher_dense, student):
+def test_gpu_env_overrides_single_keys_of_the_base_groups(project, teacher_dense, student, caplog):
     # conf/gpu replaces conf/local, so the tiny models come from --params here.
     params = ",".join(
         [
@@ -137,17 +145,19 @@ def test_gpu_env_overrides_single_keys_of_the_base_groups(project, teacher_dense
             f"distillation.student_model={student}",
         ]
     )
-    result = run_kedro(project, "run", "--env", "gpu", "--params", params)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "on cpu in bf16" in result.stdout  # use_bf16 from conf/gpu
-    assert "batches of up to 65,536 padded tokens" in result.stdout
-    assert "shards: 1 of up to 5,000 rows" in result.stdout
-    assert "3 epoch(s) of batch 128" in result.stdout
-    assert "text" in result.stdout  # base keys (text_column) survive the merge
+    plan = _dry_run(project, caplog, env="gpu", params=params)
+    assert "on cpu in bf16" in plan  # use_bf16 from conf/gpu
+    assert "batches of up to 65,536 padded tokens" in plan
+    assert "shards: 1 of up to 5,000 rows" in plan
+    assert "3 epoch(s) of batch 128" in plan
+    assert "text" in plan  # base keys (text_column) survive the merge
 
 
-@pytest.mark.slow
-def test_dry_run_plans_a_static_student_without_distilling_it(project, teacher_dense):
+def test_dry_run_plans_a_static_student_without_distilling_it(
+    project, teacher_dense, monkeypatch, caplog
+):
+    distilled = []  # model2vec's distillation, the project's one way in: not called
+    monkeypatch.setattr(static, "distil_vocabulary", lambda *a, **k: distilled.append(a))
     params = ",".join(
         [
             "dry_run=true",
@@ -157,17 +167,16 @@ def test_dry_run_plans_a_static_student_without_distilling_it(project, teacher_d
             "distillation.learning_rate=0.01",
         ]
     )
-    result = run_kedro(project, "run", "--params", params)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "parameters; StaticEmbedding -> Dense -> Normalize)" in result.stdout
-    assert "into 16-d vectors (PCA 16, SIF 0.0001) when training starts" in result.stdout
-    assert "Encoding tokens" not in result.stdout + result.stderr  # model2vec did not run
+    plan = _dry_run(project, caplog, params=params)
+    assert "parameters; StaticEmbedding -> Dense -> Normalize)" in plan
+    assert "into 16-d vectors (PCA 16, SIF 0.0001) when training starts" in plan
+    assert distilled == []  # model2vec did not run
     assert _written(project) == []
 
 
-@pytest.mark.slow
 def test_dry_run_refuses_layers_for_a_static_student(project):
     params = "dry_run=true,distillation.student_type=static,distillation.student_init=0 1"
-    result = run_kedro(project, "run", "--params", params)
-    assert result.returncode != 0
-    assert "student_init (0, 1) does not apply to student_type 'static'" in _unwrapped(result)
+    with pytest.raises(
+        ValueError, match=r"student_init \(0, 1\) does not apply to student_type 'static'"
+    ):
+        run_in_process(project, params=params)

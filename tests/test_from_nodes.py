@@ -1,13 +1,14 @@
 """``kedro run --from-nodes`` for every node, and the kedro CLI around the teacher embeddings.
 
 Each test works on its own copy of ``tiny_project`` (a project after one full ``kedro run``), so
-every persisted input of every node is there, as after a user's first run.
+every persisted input of every node is there, as after a user's first run. Three boundaries run
+through the command line; the others run the same session in this process (``run_in_process``).
 """
 
 import json
+import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,8 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
+from kedro.framework.hooks import hook_impl
 
-from tests.conftest import ROOT, kedro_env, make_project_copy
+from embedding_distillation.encoding import engine
+from embedding_distillation.encoding.lock import FolderInUseError
+from tests.conftest import (
+    ROOT,
+    kedro_env,
+    kedro_output,
+    make_project_copy,
+    run_in_process,
+    run_kedro,
+)
+from tests.spies import record_encoded
 
 SLOW_SHARDS_SITE = """
 import os
@@ -36,36 +48,34 @@ DISTILLATION_NODES = [
     "write_report",
     "push_student_model",  # the model card carries the report
 ]
-
-
-@pytest.fixture
-def project(tiny_project: Path, tmp_path: Path) -> Path:
-    """A copy of the tiny project, data included."""
-    path = tmp_path / "project"
-    shutil.copytree(tiny_project, path, ignore=shutil.ignore_patterns("build"))
-    return path
-
-
-def run_kedro(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """``python -m kedro <args>`` in ``project``; log lines unwrapped (a wide console)."""
-    return subprocess.run(
-        [sys.executable, "-m", "kedro", *args],
-        check=False,
-        cwd=project,
-        env={**kedro_env(), "COLUMNS": "400", **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-
-
-def _output(result: subprocess.CompletedProcess) -> str:
-    """stdout + stderr with rich's line wrapping undone."""
-    return " ".join((result.stdout + result.stderr).split())
+# The boundaries run by `kedro run --from-nodes` itself: the start of each pipeline, and a node
+# in the middle whose inputs are all persisted versions of an earlier run.
+COMMAND_LINE = {"select_corpus", "split_embeddings", "evaluate_student"}
+# The reruns export one format: which nodes run is under test here, not the formats (the first
+# run, tiny_project's, exports every installed format).
+ONE_FORMAT = "export.formats=[onnx]"
 
 
 def _ran(result: subprocess.CompletedProcess) -> list[str]:
-    return re.findall(r"Running node: (\w+)", _output(result))
+    return re.findall(r"Running node: (\w+)", kedro_output(result))
+
+
+class EncodeTimeline:
+    """A hook: the shards encoded when ``encode_corpus`` starts and when it returns."""
+
+    def __init__(self, encoded: list[int]) -> None:
+        self.encoded = encoded
+        self.at: dict[str, list[int]] = {}
+
+    @hook_impl
+    def before_node_run(self, node):
+        if node.name == "encode_corpus":
+            self.at["start"] = list(self.encoded)
+
+    @hook_impl
+    def after_node_run(self, node):  # before Kedro saves the node's outputs
+        if node.name == "encode_corpus":
+            self.at["end"] = list(self.encoded)
 
 
 def _versions(project: Path, dataset: str) -> list[str]:
@@ -85,17 +95,29 @@ def _newest(project: Path, dataset: str) -> Path:
     [("teacher_embeddings", n) for n in TEACHER_NODES]
     + [("distillation", n) for n in DISTILLATION_NODES],
 )
-def test_from_nodes_runs_that_node_and_what_follows_it(project, pipeline, node):
+def test_from_nodes_runs_that_node_and_what_follows_it(
+    tiny_project_copy, pipeline, node, monkeypatch, caplog
+):
+    project = tiny_project_copy
     nodes = TEACHER_NODES if pipeline == "teacher_embeddings" else DISTILLATION_NODES
     embeddings = _versions(project, "03_primary/teacher_embeddings")
     students = _versions(project, "06_models/student_model")
     exports = _versions(project, "06_models/student_exports")
     metrics = _versions(project, "08_reporting/distillation_metrics.json")
 
-    result = run_kedro(project, "run", "--pipeline", pipeline, "--from-nodes", node)
+    timeline = EncodeTimeline(record_encoded(monkeypatch))  # of the run in this process
+    if node in COMMAND_LINE:
+        result = run_kedro(
+            project, "run", "--pipeline", pipeline, "--from-nodes", node, "--params", ONE_FORMAT
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        ran = _ran(result)
+    else:
+        with caplog.at_level(logging.INFO):
+            ran = run_in_process(
+                project, pipeline=pipeline, params=ONE_FORMAT, from_nodes=[node], hooks=[timeline]
+            )
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ran = _ran(result)
     assert node in ran and not set(ran) & set(nodes[: nodes.index(node)])
     encoded = node in ("select_corpus", "encode_corpus")
     assert len(_versions(project, "03_primary/teacher_embeddings")) == len(embeddings) + encoded
@@ -108,42 +130,33 @@ def test_from_nodes_runs_that_node_and_what_follows_it(project, pipeline, node):
         len(metrics) + evaluated
     )
     if node == "evaluate_student":  # the latest saved student, re-evaluated without training
-        assert "Running node: train_student_model" not in _output(result)
+        assert "train_student_model" not in ran
         record = json.loads(_newest(project, "08_reporting/distillation_metrics.json").read_text())
         assert record["heldout_rows"] == 3
         assert record["teacher_model"] == "data/01_raw/models/teacher"
-    if node == "encode_corpus":  # Kedro's timing lines put the encoding on the encode node
-        text = _output(result)
-        start = text.index("Running node: encode_corpus")
-        last_shard = text.rindex("Shard 3/3 written")
-        saved = text.index("Saving data to teacher_embeddings (EmbeddingShardsDataset)...")
-        assert start < last_shard < saved < text.index("Completed node: encode_corpus")
+    if node == "encode_corpus":  # the encoding is the encode node's, not its output's save
+        assert timeline.at == {"start": [], "end": [0, 1, 2]}
     if node == "push_teacher_embeddings":
-        assert "push_every is null: the teacher embeddings are not pushed" in _output(result)
+        assert "push_every is null: the teacher embeddings are not pushed" in caplog.text
 
 
 @pytest.mark.slow
 def test_distilling_an_older_embeddings_version_names_and_scores_its_teacher(
-    project, teacher_plain
+    tiny_project_copy, teacher_plain
 ):
     """The reproduced bug: encode with teacher A, then with B; distil A's version with B set."""
+    project = tiny_project_copy
     (version_a,) = _versions(project, "03_primary/teacher_embeddings")
-    teacher_b = f"teacher_embeddings.teacher_model={teacher_plain}"
-    result = run_kedro(project, "run", "--pipeline", "teacher_embeddings", "--params", teacher_b)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    teacher_b = f"teacher_embeddings.teacher_model={teacher_plain},{ONE_FORMAT}"
+    run_in_process(project, pipeline="teacher_embeddings", params=teacher_b)
 
-    result = run_kedro(
+    run_in_process(
         project,
-        "run",
-        "--pipeline",
-        "distillation",
-        "--params",
-        teacher_b,
-        "--load-versions",
-        f"teacher_embeddings:{version_a}",
+        pipeline="distillation",
+        params=teacher_b,
+        load_versions={"teacher_embeddings": version_a},
     )
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads(_newest(project, "08_reporting/distillation_metrics.json").read_text())
     assert metrics["teacher_model"] == "data/01_raw/models/teacher"  # A, as the manifest says
     report = _newest(project, "08_reporting/distillation_report.md").read_text()
@@ -160,8 +173,9 @@ def _slow_site(tmp_path: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_a_second_kedro_run_of_the_same_job_is_refused_and_a_killed_one_resumes(
-    tmp_path, teacher_dense
+    tmp_path, teacher_dense, monkeypatch, caplog
 ):
+    """The first run is a process of its own, killed with SIGKILL; the others run here."""
     project = make_project_copy(
         tmp_path / "project",
         parameters={
@@ -185,20 +199,26 @@ def test_a_second_kedro_run_of_the_same_job_is_refused_and_a_killed_one_resumes(
             time.sleep(0.2)
         (unfinished,) = folder.glob("*/teacher_embeddings")
 
-        second = run_kedro(project, "run", "--pipeline", "teacher_embeddings", **site)
+        loaded = []  # the teacher loads of the second run: none, it is refused first
+        monkeypatch.setattr(
+            engine, "load_sentence_transformer", lambda *a, **k: loaded.append(a) or None
+        )
 
-        output = _output(second)
-        assert second.returncode != 0
+        with pytest.raises(FolderInUseError) as refused:
+            run_in_process(project, pipeline="teacher_embeddings")
+
+        output = " ".join(str(refused.value).split())
         assert f"{unfinished} is being written by another process (pid {first.pid} on" in output
-        assert "Loading teacher" not in output  # refused before the teacher loaded
+        assert loaded == []  # refused before the teacher loaded
         assert first.poll() is None  # the first run goes on
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
+    monkeypatch.undo()
 
-    third = run_kedro(project, "run", "--pipeline", "teacher_embeddings", **site)
-    assert third.returncode == 0, third.stdout[-3000:] + third.stderr[-3000:]
-    assert "Resuming the unfinished run" in _output(third)
+    with caplog.at_level(logging.INFO):
+        run_in_process(project, pipeline="teacher_embeddings")
+    assert "Resuming the unfinished run" in caplog.text
     (manifest_path,) = folder.glob("*/teacher_embeddings/manifest.json")  # one version
     manifest = json.loads(manifest_path.read_text())
     assert manifest["complete"] and manifest["num_rows"] == 40

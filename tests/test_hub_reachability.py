@@ -26,7 +26,7 @@ from embedding_distillation.encoding.job import prepare_encoding
 from embedding_distillation.hub_reachability import HubUnreachableError, check_hub_reachable
 from embedding_distillation.models import resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
-from embedding_distillation.training.trainer import prepare_student
+from embedding_distillation.training.student import prepare_student
 from tests.conftest import ROOT
 from tests.hub.conftest import local_hub  # noqa: F401 (the fixture)
 

@@ -52,8 +52,8 @@ def test_notebooks_are_stored_without_outputs(name):
 
 
 @pytest.mark.slow
-def test_inspect_notebook_plots_and_compares_neighbours(tiny_project, monkeypatch, tmp_path):
-    notebook = _execute(INSPECT, tiny_project, monkeypatch, tmp_path)
+def test_inspect_notebook_plots_and_compares_neighbours(tiny_project_copy, monkeypatch, tmp_path):
+    notebook = _execute(INSPECT, tiny_project_copy, monkeypatch, tmp_path)
     assert len(_outputs(notebook, "image/png")) == 1  # the 2-D projection
     tables = _outputs(notebook, "text/html")
     assert any("student neighbour" in table for table in tables)
@@ -66,11 +66,11 @@ def test_inspect_notebook_plots_and_compares_neighbours(tiny_project, monkeypatc
 
 @pytest.mark.slow
 def test_run_notebook_distils_with_overrides_and_shows_the_report(
-    tiny_project, monkeypatch, tmp_path
+    tiny_project_copy, monkeypatch, tmp_path
 ):
-    reports = tiny_project / "data" / "08_reporting" / "distillation_report.md"
+    reports = tiny_project_copy / "data" / "08_reporting" / "distillation_report.md"
     before = set(reports.iterdir())
-    notebook = _execute(RUN, tiny_project, monkeypatch, tmp_path)
+    notebook = _execute(RUN, tiny_project_copy, monkeypatch, tmp_path)
     assert len(set(reports.iterdir()) - before) == 1  # one new report version
     shown = _outputs(notebook, "text/markdown")
     assert len(shown) == 1 and shown[0].startswith("# Distillation report")

@@ -157,7 +157,9 @@ def test_distillation_plan_with_pca_builds_the_head_shape(corpus, teacher_dense,
     assert "Transformer -> Pooling -> Dense -> Normalize" in "\n".join(lines)
 
 
-def test_distillation_plan_lists_the_benchmarks_and_the_exports(corpus, teacher_dense, student):
+def test_distillation_plan_lists_the_benchmarks_and_the_exports(
+    corpus, teacher_dense, student, without_packages
+):
     plan = plan_teacher_embeddings(corpus, _teacher_params(teacher_dense), COMPUTE)
     pairs = Dataset.from_dict({"sentence1": ["a"] * 3, "sentence2": ["b"] * 3, "score": [1.0] * 3})
     lines = plan_distillation(
@@ -179,6 +181,14 @@ def test_distillation_plan_lists_the_benchmarks_and_the_exports(corpus, teacher_
     )
     assert "exports: none (export.formats is [])" in off
     assert "evaluation: 5 held-out rows; no benchmark (no STS Benchmark pairs)" in off
+    without_packages("onnx", "onnxscript", "onnxruntime", "openvino", "nncf")
+    bare = plan_distillation(
+        plan.stand_in, plan.num_rows, _distillation_params(student), COMPUTE, {}, {}
+    )
+    assert (
+        "exports: none (export.formats is null and the export extra is not installed: "
+        "pip install 'embedding-distillation[export]')"
+    ) in bare
 
 
 @pytest.mark.parametrize(

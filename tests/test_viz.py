@@ -338,9 +338,9 @@ def test_the_teacher_embeddings_pipeline_shows_encoding_and_pushing_as_nodes(viz
 
 
 @pytest.mark.slow
-def test_kedro_viz_build_writes_a_static_site_with_previews(tiny_project):
-    result = run_kedro(tiny_project, "viz", "build", "--include-previews", timeout=300)
-    build = tiny_project / "build"
+def test_kedro_viz_build_writes_a_static_site_with_previews(tiny_project_copy):
+    result = run_kedro(tiny_project_copy, "viz", "build", "--include-previews", timeout=300)
+    build = tiny_project_copy / "build"
     assert (build / "index.html").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     main = json.loads((build / "api" / "main").read_text())
     assert {p["id"] for p in main["pipelines"]} == {"__default__", *PIPELINE_NODES}

@@ -40,9 +40,10 @@ def export_formats(src: Path = SRC) -> list[dict[str, object]]:
 
 
 def formats_markdown(src: Path = SRC) -> tuple[str, list[str]]:
-    """A table of the export formats: name, file, what to install, int8 or not, what it is."""
+    """A table of the export formats: name, file, packages it uses, int8 or not, what it is."""
     lines = [
-        "| format | model file in the export folder | `pip install` | int8 | what it is |",
+        "| format | model file in the export folder | packages (`export` extra) | int8 | "
+        "what it is |",
         "|---|---|---|---|---|",
     ]
     formats = export_formats(src)
@@ -50,8 +51,12 @@ def formats_markdown(src: Path = SRC) -> tuple[str, list[str]]:
     for found in formats:
         if not found.get("description"):
             problems.append(f"export format {found.get('name')!r} has no description")
+        packages = found.get("packages")
+        if not isinstance(packages, tuple) or not packages:
+            problems.append(f"export format {found.get('name')!r} lists no packages literally")
         lines.append(
-            f"| `{found.get('name')}` | `{found.get('file')}` | `{found.get('pip')}` | "
+            f"| `{found.get('name')}` | `{found.get('file')}` | "
+            f"{', '.join(map(str, packages)) if isinstance(packages, tuple) else ''} | "
             f"{'yes' if found.get('quantized') else 'no'} | {found.get('description', '')} |"
         )
     return "\n".join(lines) + "\n", problems

@@ -23,17 +23,17 @@ from embedding_distillation.evaluation.regression import check_push
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.params import layer_list
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.student import (
+    check_training_data,
+    load_student,
+    prepare_student,
+)
 from embedding_distillation.training.tracking import (
     TrainingEvaluation,
     best_metric,
     sts_dev_spearman,
 )
-from embedding_distillation.training.trainer import (
-    check_training_data,
-    load_student,
-    prepare_student,
-    train_student,
-)
+from embedding_distillation.training.trainer import train_student
 
 logger = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.compute as pc
 from datasets import Dataset, IterableDataset
 
+from embedding_distillation import extras
 from embedding_distillation.compute import ComputeConfig, resolve_device
 from embedding_distillation.corpus import corpus_name
 from embedding_distillation.distributed import world_size
@@ -27,17 +28,14 @@ from embedding_distillation.export.config import ExportConfig
 from embedding_distillation.models import resolve_model_source
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.static import is_static_folder
+from embedding_distillation.training.student import check_training_data, prepare_student
 from embedding_distillation.training.tracking import (
     EVAL_HELDOUT_ROWS,
     TrainingEvaluation,
     best_metric,
     measurable,
 )
-from embedding_distillation.training.trainer import (
-    check_training_data,
-    prepare_student,
-    training_steps,
-)
+from embedding_distillation.training.trainer import training_steps
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +167,7 @@ def plan_distillation(
         f"{config.learning_rate:g}",
         _tracking_line(config, tracked, metric, heldout),
         _evaluation_line(heldout, eval_config, sts_pairs),
-        _exports_line(config, export_config),
+        _exports_line(config, export_config, named=(export or {}).get("formats") is not None),
         f"model push: {config.hub_model_id}" if config.push_to_hub else "model push: none",
     ]
 
@@ -198,9 +196,14 @@ def _evaluation_line(heldout: int, config: EvaluationConfig, sts_pairs: Dataset 
     return f"evaluation: {heldout:,} held-out rows; {measured}"
 
 
-def _exports_line(config: EmbeddingTrainerConfig, export: ExportConfig) -> str:
-    if not export.formats:
+def _exports_line(config: EmbeddingTrainerConfig, export: ExportConfig, *, named: bool) -> str:
+    if not export.formats and named:
         return "exports: none (export.formats is [])"
+    if not export.formats:
+        return (
+            "exports: none (export.formats is null and the export extra is not installed: "
+            f"{extras.install_command('export')})"
+        )
     if config.student_type == "static":
         return "exports: none (a static student is its own deployable form)"
     return (

@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 
 from embedding_distillation.dry_run import DryRunSession
 from embedding_distillation.hooks import ConfigCheckHook, DistributedHook
+from embedding_distillation.run_versions import PinSavedVersionsHook
 
 # Kedro 1.7 registers its resolvers with an OmegaConf call that newer OmegaConf deprecates: six
 # warnings of 15 lines each on every run, about Kedro's code, not the project's.
@@ -13,7 +14,8 @@ warnings.filterwarnings(
     "ignore", message=r"register_new_resolver\(\) is deprecated", category=UserWarning
 )
 
-HOOKS = (ConfigCheckHook(), DistributedHook())
+# PinSavedVersionsHook: a node reads what its own run saved, not a concurrent run's newer save.
+HOOKS = (ConfigCheckHook(), DistributedHook(), PinSavedVersionsHook())
 
 # `kedro run --params dry_run=true` checks everything and logs the plan; no node runs.
 SESSION_CLASS = DryRunSession

@@ -1,9 +1,10 @@
-import importlib.util
+import logging
 
 import pytest
 
 from embedding_distillation.export import formats
 from embedding_distillation.export.formats import FORMATS, check_formats, default_formats
+from embedding_distillation.extras import EXTRAS, MissingExtraError
 
 
 def test_check_formats_keeps_order_and_drops_duplicates():
@@ -26,29 +27,51 @@ def test_a_single_string_is_refused():
         check_formats("onnx")
 
 
-def _without(monkeypatch: pytest.MonkeyPatch, *missing: str) -> None:
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        formats.importlib.util, "find_spec", lambda name: None if name in missing else real(name)
-    )
-
-
-def test_missing_package_names_what_to_install(monkeypatch):
-    _without(monkeypatch, "nncf")
-    check_formats(["onnx", "openvino"])  # these need no nncf
+@pytest.mark.parametrize(
+    ("name", "hidden"),
+    [
+        ("onnx", "onnxscript"),
+        ("onnx_int8", "onnxruntime"),
+        ("openvino", "openvino"),
+        ("openvino_int8", "nncf"),
+    ],
+)
+def test_a_named_format_without_the_export_extra_names_the_pip_line(without_packages, name, hidden):
+    without_packages(hidden)
     with pytest.raises(
-        ModuleNotFoundError,
-        match=r"'openvino_int8' .* needs the package\(s\) nncf, which are not installed here: run `pip install openvino nncf`",
+        MissingExtraError,
+        match=rf"^Export format '{name}' needs the export extra \({hidden} is not installed\): "
+        r"pip install 'embedding-distillation\[export\]' \(in a clone of the project: "
+        rf"pip install -e '\.\[export\]'\), or drop '{name}' from the export formats\.$",
     ):
-        check_formats(["onnx", "openvino_int8"])
+        check_formats([name])
 
 
-def test_default_formats_add_openvino_only_where_installed(monkeypatch):
+def test_a_format_needs_only_its_own_packages(without_packages):
+    without_packages("nncf")
+    assert check_formats(["onnx", "openvino"]) == ("onnx", "openvino")  # these need no nncf
+
+
+def test_default_formats_are_those_installed(without_packages):
     assert default_formats() == ("onnx", "onnx_int8", "openvino", "openvino_int8")
-    _without(monkeypatch, "nncf")
+    without_packages("nncf")
     assert default_formats() == ("onnx", "onnx_int8", "openvino")
-    _without(monkeypatch, "openvino", "nncf")
+    without_packages("openvino", "nncf")
     assert default_formats() == ("onnx", "onnx_int8")
+
+
+def test_null_without_the_export_extra_exports_nothing_and_says_so_once(without_packages, caplog):
+    formats._log_left_out.cache_clear()
+    without_packages(*EXTRAS["export"])
+    with caplog.at_level(logging.INFO, logger=formats.__name__):
+        assert default_formats() == ()
+        assert default_formats() == ()
+    (record,) = [r for r in caplog.records if r.name == formats.__name__]
+    assert record.getMessage() == (
+        "export.formats is null: exporting the student as nothing; left out: onnx, onnx_int8, "
+        "openvino, openvino_int8 (onnx, onnxscript, onnxruntime, openvino, nncf not installed). "
+        "pip install 'embedding-distillation[export]' adds them."
+    )
 
 
 def test_every_format_file_follows_the_hub_layout():

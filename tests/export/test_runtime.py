@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from embedding_distillation.export import OnnxEncoder, OpenVinoEncoder, load_encoder
+from embedding_distillation.extras import MissingExtraError
 from tests.conftest import make_sentences
 
 pytestmark = pytest.mark.slow  # the first test pays for the session's export
@@ -104,3 +105,18 @@ def test_runtime_encodes_where_torch_cannot_be_imported(
     expected = projected_student.encode(TEXTS)
     np.testing.assert_allclose(np.load(tmp_path / "onnx.npy"), expected, atol=1e-5)
     np.testing.assert_allclose(np.load(tmp_path / "openvino.npy"), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "runtime"), [("onnx_int8", "onnxruntime"), ("openvino", "openvino")]
+)
+def test_an_export_needs_its_runtime_from_the_export_extra(
+    tmp_path, without_packages, name, runtime
+):
+    without_packages(runtime)
+    with pytest.raises(
+        MissingExtraError,
+        match=rf"^Running the {name} export needs the export extra \({runtime} is not installed\): "
+        r"pip install 'embedding-distillation\[export\]'",
+    ):
+        load_encoder(tmp_path, name)

@@ -1,10 +1,12 @@
 """EmbeddingTrainerConfig: Kedro parameters, derived values, and the hidden token."""
 
 import dataclasses
+import json
 
 import pytest
 
 from embedding_distillation.compute import ComputeConfig
+from embedding_distillation.extras import MissingExtraError
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 
 TOKEN = "hf_SecretToken123"
@@ -194,3 +196,29 @@ def test_a_student_init_string_that_is_not_layer_numbers_is_refused():
         EmbeddingTrainerConfig.from_params(
             {"student_model": "org/teacher", "student_init": "every other"}, None
         )
+
+
+@pytest.mark.parametrize("hidden", [("skeletoken",), ("model2vec", "skeletoken")])
+def test_a_static_student_without_the_static_extra_stops_before_any_model_loads(
+    without_packages, hidden
+):
+    without_packages(*hidden)
+    with pytest.raises(
+        MissingExtraError,
+        match=r"^student_type 'static' \(model2vec's distillation of 'org/teacher'\) needs the "
+        rf"static extra \({', '.join(hidden)} (is|are) not installed\): pip install "
+        r"'embedding-distillation\[static\]' \(in a clone of the project: pip install -e "
+        r"'\.\[static\]'\), or use student_type: transformer\.$",
+    ):
+        EmbeddingTrainerConfig.from_params(
+            {"student_model": "org/teacher", "student_type": "static"}, {"device": "cpu"}
+        )
+    assert EmbeddingTrainerConfig(student_model="org/teacher").student_type == "transformer"
+
+
+def test_a_folder_that_is_static_already_needs_no_static_extra(tmp_path, without_packages):
+    without_packages("model2vec", "skeletoken")
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.StaticEmbedding"}]
+    (tmp_path / "modules.json").write_text(json.dumps(modules))
+    config = EmbeddingTrainerConfig(student_model=str(tmp_path), student_type="static")
+    assert config.student_type == "static"

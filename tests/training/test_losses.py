@@ -20,12 +20,8 @@ from embedding_distillation.training.losses import (
     similarity_matrix_loss,
     target_columns,
 )
-from embedding_distillation.training.trainer import (
-    check_training_data,
-    evaluation_column,
-    prepare_student,
-    train_student,
-)
+from embedding_distillation.training.student import check_training_data, prepare_student
+from embedding_distillation.training.trainer import evaluation_column, train_student
 from tests.conftest import make_sentences
 from tests.training.conftest import training_config
 

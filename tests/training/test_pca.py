@@ -9,7 +9,8 @@ from sentence_transformers.sentence_transformer.modules import Dense
 
 from embedding_distillation.training import pca
 from embedding_distillation.training.config import EmbeddingTrainerConfig
-from embedding_distillation.training.trainer import prepare_student, train_student
+from embedding_distillation.training.student import prepare_student
+from embedding_distillation.training.trainer import train_student
 from tests.conftest import make_sentences
 from tests.training.conftest import training_config
 

@@ -13,7 +13,8 @@ from sentence_transformers.sentence_transformer.modules import Normalize, Static
 from embedding_distillation.models import backbone, has_dense, pooling_index
 from embedding_distillation.training import static
 from embedding_distillation.training.config import EmbeddingTrainerConfig
-from embedding_distillation.training.trainer import load_student, prepare_student, train_student
+from embedding_distillation.training.student import load_student, prepare_student
+from embedding_distillation.training.trainer import train_student
 from tests.conftest import make_sentences
 from tests.training.conftest import training_config
 
@@ -319,5 +320,9 @@ def test_missing_distillation_dependency_says_what_to_install(tmp_path, teacher_
 
     static.distil_vocabulary.cache_clear()
     monkeypatch.setitem(sys.modules, "model2vec.distill", None)  # makes the import fail
-    with pytest.raises(ImportError, match=r"pip install 'skeletoken>=0\.6,<0\.7'"):
+    with pytest.raises(
+        ImportError,
+        match=r"Install the static extra \(model2vec and its tokenizer dependency skeletoken\) "
+        r"with `pip install 'embedding-distillation\[static\]'`",
+    ):
         load_student(_config(tmp_path, teacher_dense, static_pca_dims=12))

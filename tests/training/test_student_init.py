@@ -9,8 +9,9 @@ from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.student import prepare_student
 from embedding_distillation.training.student_init import keep_layers
-from embedding_distillation.training.trainer import prepare_student, train_student
+from embedding_distillation.training.trainer import train_student
 from tests.conftest import make_sentences
 
 FINAL = "teacher_embedding_final"

@@ -9,6 +9,7 @@ from datasets import Dataset
 from transformers import TrainerControl, TrainerState
 
 from embedding_distillation.training.projection import projection_parameters
+from embedding_distillation.training.student import prepare_student
 from embedding_distillation.training.tracking import (
     BEST_STATE_FILE,
     BEST_WEIGHTS_FILE,
@@ -23,7 +24,6 @@ from embedding_distillation.training.trainer import (
     HEAD_GROUP,
     DistillationTrainer,
     linear_schedule,
-    prepare_student,
     split_head_groups,
     train_student,
     training_arguments,

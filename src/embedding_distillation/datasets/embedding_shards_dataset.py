@@ -103,6 +103,14 @@ class EmbeddingShardsDataset(AbstractVersionedDataset[ShardStore, TeacherEmbeddi
             raise DatasetError(str(e)) from e
         logger.info("teacher_embeddings: %d rows in %s", manifest["num_rows"], data.folder)
 
+    def saved_version(self, data: ShardStore) -> str:
+        """The version that saving ``data`` stored: its folder's (rank 0's under ``torchrun``).
+
+        :class:`~embedding_distillation.run_versions.PinSavedVersionsHook` pins the run's
+        later loads to it.
+        """
+        return data.folder.parent.name
+
     def preview(self, nrows: int = 5) -> TablePreview:
         """The first rows: row id, text, and per embedding column its norm and first values.
 

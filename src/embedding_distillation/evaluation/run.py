@@ -22,8 +22,9 @@ from embedding_distillation.models import (
     resolve_model_source,
 )
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.student import load_student
 from embedding_distillation.training.tracking import sts_dev_spearman
-from embedding_distillation.training.trainer import evaluation_column, load_student
+from embedding_distillation.training.trainer import evaluation_column
 
 if TYPE_CHECKING:
     from embedding_distillation.datasets.student_export_dataset import StudentExport

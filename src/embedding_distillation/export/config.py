@@ -12,8 +12,11 @@ class ExportConfig:
 
     Attributes:
         formats: Export format names (``onnx``, ``onnx_int8``, ``openvino``,
-            ``openvino_int8``); ``None`` for the default (the ONNX pair, plus the OpenVINO pair
-            where openvino and nncf are installed); ``[]`` turns exporting off.
+            ``openvino_int8``); ``[]`` turns exporting off. ``None`` for the default: every
+            format whose packages are installed, so all four with the ``export`` extra and none
+            without it (one log line gives the ``pip install`` line; a bare install still
+            trains). A format named explicitly without its packages raises
+            :class:`~embedding_distillation.extras.MissingExtraError` here, before training.
     """
 
     formats: tuple[str, ...] | None = None

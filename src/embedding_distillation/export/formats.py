@@ -1,13 +1,19 @@
 """The export formats a trained student can be written in, and the packages each one needs.
 
 Torch-free: the distillation pipeline checks the requested formats here before any model loads,
-so a typo or a missing package stops the run before training, not after it.
+so a typo or a missing package stops the run before training, not after it. Every format's
+packages come with the ``export`` extra (:mod:`embedding_distillation.extras`).
 """
 
-import importlib.util
+import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from embedding_distillation import extras
+
+logger = logging.getLogger(__name__)
 
 # Minimum cosine between a full-precision export's embeddings and the torch student's.
 FP32_MIN_COSINE = 0.9999
@@ -20,8 +26,8 @@ class ExportFormat:
     Attributes:
         name: The name used in parameters (``onnx``, ``onnx_int8``, ...).
         file: The model file, relative to the export folder (sentence-transformers' Hub layout).
-        packages: Import names of the Python packages writing it needs.
-        pip: What to ``pip install`` when one of them is missing.
+        packages: Import names of the Python packages writing it needs (all in the ``export``
+            extra).
         quantized: int8 weights: not held to :data:`FP32_MIN_COSINE` (judged on STS-B instead).
         description: One line for logs and error messages.
         label: Its name in reports and model cards (``ONNX int8``).
@@ -30,28 +36,24 @@ class ExportFormat:
     name: str
     file: str
     packages: tuple[str, ...]
-    pip: str
     quantized: bool
     description: str
     label: str
 
     def missing_packages(self) -> list[str]:
         """The packages of :attr:`packages` that cannot be imported here."""
-        return [name for name in self.packages if importlib.util.find_spec(name) is None]
+        return extras.missing_packages(self.packages)
 
 
 # The ONNX graph comes from torch.onnx's exporter (onnx + onnxscript) and is checked with
 # onnxruntime; the other formats are derived from it, so they need those packages too.
-_ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
-
 FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
         ExportFormat(
             "onnx",
             "onnx/model.onnx",
-            _ONNX_PACKAGES,
-            "onnx onnxscript onnxruntime",
+            ("onnx", "onnxscript", "onnxruntime"),
             quantized=False,
             description="the whole student (transformer, pooling, Dense, Normalize) as one "
             "float32 ONNX graph",
@@ -60,8 +62,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat(
             "onnx_int8",
             "onnx/model_qint8.onnx",
-            _ONNX_PACKAGES,
-            "onnx onnxscript onnxruntime",
+            ("onnx", "onnxscript", "onnxruntime"),
             quantized=True,
             description="the ONNX graph with int8 weights (onnxruntime dynamic quantization)",
             label="ONNX int8",
@@ -69,8 +70,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat(
             "openvino",
             "openvino/openvino_model.xml",
-            (*_ONNX_PACKAGES, "openvino"),
-            "openvino",
+            ("onnx", "onnxscript", "onnxruntime", "openvino"),
             quantized=False,
             description="the ONNX graph as float32 OpenVINO IR (.xml + .bin)",
             label="OpenVINO",
@@ -78,8 +78,7 @@ FORMATS: dict[str, ExportFormat] = {
         ExportFormat(
             "openvino_int8",
             "openvino/openvino_model_int8.xml",
-            (*_ONNX_PACKAGES, "openvino", "nncf"),
-            "openvino nncf",
+            ("onnx", "onnxscript", "onnxruntime", "openvino", "nncf"),
             quantized=True,
             description="the OpenVINO IR with int8 weights (nncf weight compression, no "
             "calibration data)",
@@ -88,9 +87,8 @@ FORMATS: dict[str, ExportFormat] = {
     )
 }
 
-# The formats written when none are named, in order; the OpenVINO ones only where installed.
-DEFAULT_FORMATS = ("onnx", "onnx_int8")
-OPTIONAL_DEFAULT_FORMATS = ("openvino", "openvino_int8")
+# The formats written when none are named, in order: those whose packages are installed.
+DEFAULT_FORMATS = ("onnx", "onnx_int8", "openvino", "openvino_int8")
 
 
 def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
@@ -105,8 +103,8 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
     Raises:
         TypeError: ``formats`` is a single string rather than a list of names.
         ValueError: A name is not a known format (the message lists the known ones).
-        ModuleNotFoundError: A format needs a package that is not installed (the message says
-            what to ``pip install``).
+        MissingExtraError: A named format needs a package of the ``export`` extra that is not
+            installed (the message gives the ``pip install`` line); a ``ModuleNotFoundError``.
     """
     if isinstance(formats, str):
         raise TypeError(
@@ -121,20 +119,45 @@ def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
             f"{', '.join(FORMATS)} (or an empty list for none)."
         )
     for name in names:
-        missing = FORMATS[name].missing_packages()
-        if missing:
-            raise ModuleNotFoundError(
-                f"Export format {name!r} ({FORMATS[name].description}) needs the package(s) "
-                f"{', '.join(missing)}, which are not installed here: run "
-                f"`pip install {FORMATS[name].pip}`, or drop {name!r} from the export formats."
-            )
+        extras.require(
+            "export",
+            f"Export format {name!r}",
+            FORMATS[name].packages,
+            otherwise=f"drop {name!r} from the export formats",
+        )
     return names
 
 
 def default_formats() -> tuple[str, ...]:
-    """The ONNX pair, plus the OpenVINO pair where openvino (and nncf, for int8) are installed."""
-    optional = tuple(n for n in OPTIONAL_DEFAULT_FORMATS if not FORMATS[n].missing_packages())
-    return DEFAULT_FORMATS + optional
+    """The formats written when none are named: those of :data:`DEFAULT_FORMATS` installed here.
+
+    With the ``export`` extra that is all four. Without it, none: a bare install still trains
+    and evaluates, and one log line (once per process) names the formats left out and the
+    ``pip install`` line that adds them. A format named explicitly is never skipped like this:
+    :func:`check_formats` raises instead.
+    """
+    chosen = tuple(name for name in DEFAULT_FORMATS if not FORMATS[name].missing_packages())
+    left_out = tuple(name for name in DEFAULT_FORMATS if name not in chosen)
+    if left_out:
+        _log_left_out(chosen, left_out)
+    return chosen
+
+
+@functools.cache
+def _log_left_out(chosen: tuple[str, ...], left_out: tuple[str, ...]) -> None:
+    """Say once per process which default formats are skipped, and how to get them."""
+    absent = extras.missing_packages(
+        list(dict.fromkeys(p for name in left_out for p in FORMATS[name].packages))
+    )
+    logger.info(
+        "export.formats is null: exporting the student as %s; left out: %s (%s not installed). "
+        "%s adds them.",
+        ", ".join(chosen) or "nothing",
+        ", ".join(left_out),
+        ", ".join(absent),
+        extras.install_command("export"),
+        extra={"markup": False},  # Kedro's rich handler would take "[export]" for a style tag
+    )
 
 
 def model_file_bytes(path: Path) -> int:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from embedding_distillation import extras
+
 logger = logging.getLogger(__name__)
 
 OUTPUT_NAME = "sentence_embedding"
@@ -235,12 +237,20 @@ class OpenVinoEncoder(ExportedEncoder):
 
 
 def load_encoder(folder: str | Path, name: str, threads: int | None = None) -> ExportedEncoder:
-    """The encoder for the export format ``name`` (``onnx``, ``openvino_int8``...) in ``folder``."""
+    """The encoder for the export format ``name`` (``onnx``, ``openvino_int8``...) in ``folder``.
+
+    Raises:
+        ValueError: ``name`` is not an export format.
+        MissingExtraError: Its runtime (onnxruntime or openvino, from the ``export`` extra) is
+            not installed.
+    """
     from embedding_distillation.export.formats import FORMATS
 
     if name not in FORMATS:
         raise ValueError(f"Unknown export format {name!r}; available: {', '.join(FORMATS)}.")
     file = FORMATS[name].file
-    if file.startswith("openvino/"):
+    runtime = "openvino" if file.startswith("openvino/") else "onnxruntime"
+    extras.require("export", f"Running the {name} export", (runtime,))
+    if runtime == "openvino":
         return OpenVinoEncoder(folder, file=file, threads=threads)
     return OnnxEncoder(folder, file=file, threads=threads)

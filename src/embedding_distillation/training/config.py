@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
+from embedding_distillation import extras
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.config import FINAL_COLUMN, PRE_DENSE_COLUMN
 from embedding_distillation.params import from_params, layer_list
@@ -128,7 +129,9 @@ class EmbeddingTrainerConfig:
             followed by ``Normalize``, and trains it with the same losses and projection. A
             static student needs a far larger ``learning_rate`` than a transformer (see
             ``training/static.py``); ``student_init``, ``hidden_state_layer_map`` and
-            ``target_type: pre_dense`` are refused with it.
+            ``target_type: pre_dense`` are refused with it. It needs the ``static`` extra
+            (model2vec, skeletoken), checked here, unless ``student_model`` is a local folder
+            that already holds a static model.
         static_pca_dims: Extra, static students only: the distilled token vectors are reduced
             to this many principal components (at most the model's width; ``null`` keeps the
             raw vectors, without PCA). Narrower than the target, the student gets a projection
@@ -359,6 +362,14 @@ def _check_static_options(config: EmbeddingTrainerConfig) -> None:
         )
     if config.student_type != "static":
         return
+    from embedding_distillation.training.static import is_static_folder
+
+    if not is_static_folder(config.student_model):  # a static folder loads without model2vec
+        extras.require(
+            "static",
+            f"student_type 'static' (model2vec's distillation of {config.student_model!r})",
+            otherwise="use student_type: transformer",
+        )
     refused = {
         "student_init": (
             config.student_init is not None,

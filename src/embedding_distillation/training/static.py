@@ -3,7 +3,7 @@
 model2vec's ``distill_from_model`` runs the model once on every vocabulary token, reduces the
 vectors to ``static_pca_dims`` principal components and weights them by SIF over Zipf-estimated
 token frequencies. The student is ``StaticEmbedding`` (a text's embedding is the mean of its
-tokens' vectors) + ``Normalize``; :func:`~embedding_distillation.training.trainer.prepare_student`
+tokens' vectors) + ``Normalize``; :func:`~embedding_distillation.training.student.prepare_student`
 adds the projection to the target's size and it trains like a transformer student. Untrained, it
 is the evaluation's "student before training". The distillation is slow on a CPU, so it is kept
 for the process: training and the evaluation share one.
@@ -33,6 +33,7 @@ from sentence_transformers.sentence_transformer.modules import (
 from tokenizers import Tokenizer
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from embedding_distillation import extras
 from embedding_distillation.compute import ComputeConfig, resolve_device
 from embedding_distillation.models import for_inference, load_sentence_transformer
 from embedding_distillation.training.config import EmbeddingTrainerConfig
@@ -190,8 +191,9 @@ def distil_vocabulary(
     except ImportError as e:
         raise ImportError(
             f"student_type 'static' needs model2vec's distillation, which could not be imported "
-            f"({e}). Install its tokenizer dependency with `pip install 'skeletoken>=0.6,<0.7'` "
-            "(not model2vec[distill], which would downgrade transformers)."
+            f"({e}). Install the static extra (model2vec and its tokenizer dependency "
+            f"skeletoken) with `{extras.install_command('static')}` (not model2vec[distill], "
+            "which would downgrade transformers)."
         ) from e
 
     device = resolve_device(compute.device)

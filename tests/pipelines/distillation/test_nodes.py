@@ -392,17 +392,26 @@ def test_split_node_refuses_bad_export_options_before_training(embeddings, expor
         split_embeddings(_stored(embeddings), {}, export)
 
 
-def test_a_missing_export_package_is_named_before_training(embeddings, monkeypatch):
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a)
-    )
+def test_a_named_format_without_the_export_extra_stops_before_training(
+    embeddings, without_packages
+):
+    without_packages("openvino")
     with pytest.raises(
-        ModuleNotFoundError, match=r"needs the package\(s\) openvino.*pip install openvino"
+        ModuleNotFoundError,
+        match=r"Export format 'openvino' needs the export extra \(openvino is not installed\): "
+        r"pip install 'embedding-distillation\[export\]'",
     ):
         split_embeddings(_stored(embeddings), {}, {"formats": ["openvino"]})
+
+
+def test_without_the_export_extra_the_default_formats_export_nothing(embeddings, without_packages):
+    without_packages("onnx", "onnxscript", "onnxruntime", "openvino", "nncf")
+    train, heldout, _ = split_embeddings(_stored(embeddings), {}, {"formats": None})
+    assert len(train) + len(heldout) == len(embeddings)
+    student = object()  # never touched: there is nothing to export
+    exported = export_student_model(student, heldout, {"formats": None}, {"student_model": "s"})
+    assert exported.formats == ()
+    assert not any(exported.folder.iterdir())
 
 
 @pytest.mark.slow

@@ -23,12 +23,9 @@ from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.export.student_export import export_student
 from embedding_distillation.hub import HubCredentials, ModelCardInfo, ModelPush
 from embedding_distillation.training.config import EmbeddingTrainerConfig
+from embedding_distillation.training.student import check_training_data, prepare_student
 from embedding_distillation.training.tracking import TrainingEvaluation, best_metric
-from embedding_distillation.training.trainer import (
-    check_training_data,
-    prepare_student,
-    train_student,
-)
+from embedding_distillation.training.trainer import train_student
 
 logger = logging.getLogger(__name__)
 
