@@ -13,6 +13,14 @@ from tests.datasets.conftest import encode_version, shards_dataset, shards_job
 from tests.spies import Crash, crash_at, record_encoded
 
 
+def crash_first_version(root, job, monkeypatch, at_shard):
+    """Encode ``job`` into version 2026-01-01 and crash it at shard ``at_shard`` (unfinished)."""
+    crash_at(monkeypatch, job, at_shard)
+    with pytest.raises(Crash):
+        encode_version(root, job, save="2026-01-01T00.00.00.000Z")
+    monkeypatch.undo()
+
+
 def test_the_writer_is_load_only_and_loading_writes_nothing(tmp_path):
     writer = EmbeddingsWriterDataset(filepath=str(tmp_path / "emb"), version=Version(None, None))
     target = writer.load()
@@ -26,10 +34,7 @@ def test_an_unfinished_version_of_the_same_job_is_adopted(
     tmp_path, corpus, teacher_dense, monkeypatch, caplog
 ):
     job = shards_job(corpus, teacher_dense)
-    crash_at(monkeypatch, job, 1)
-    with pytest.raises(Crash):  # the node's own error, not a dataset's
-        encode_version(tmp_path, job, save="2026-01-01T00.00.00.000Z")
-    monkeypatch.undo()
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=1)  # the node's own error
     assert not shards_dataset(tmp_path).exists()  # an unfinished version is never loaded
 
     job = shards_job(corpus, teacher_dense)
@@ -48,10 +53,7 @@ def test_an_unfinished_version_of_another_job_is_left_alone(
     tmp_path, corpus, teacher_dense, monkeypatch, caplog
 ):
     job = shards_job(corpus, teacher_dense, max_samples=40)
-    crash_at(monkeypatch, job, 1)
-    with pytest.raises(Crash):
-        encode_version(tmp_path, job, save="2026-01-01T00.00.00.000Z")
-    monkeypatch.undo()
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=1)
     with caplog.at_level(logging.WARNING):
         encode_version(tmp_path, shards_job(corpus, teacher_dense), save="2026-01-02T00.00.00.000Z")
     assert "made with other settings, teacher or corpus; starting a new version" in caplog.text
@@ -65,10 +67,7 @@ def test_a_version_being_written_by_another_process_is_not_adopted(
     tmp_path, corpus, teacher_dense, monkeypatch
 ):
     job = shards_job(corpus, teacher_dense)
-    crash_at(monkeypatch, job, 1)
-    with pytest.raises(Crash):
-        encode_version(tmp_path, job, save="2026-01-01T00.00.00.000Z")
-    monkeypatch.undo()
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=1)
     unfinished = tmp_path / "emb" / "2026-01-01T00.00.00.000Z" / "emb"
     with WriterLock.acquire(unfinished):  # stands for a run still writing it
         load = record_encoded(monkeypatch)
@@ -85,10 +84,7 @@ def test_an_unfinished_version_written_before_checksums_and_locks_is_adopted(
 ):
     """As the runs started with the previous code leave their versions: adopted and finished."""
     job = shards_job(corpus, teacher_dense)
-    crash_at(monkeypatch, job, 2)
-    with pytest.raises(Crash):
-        encode_version(tmp_path, job, save="2026-01-01T00.00.00.000Z")
-    monkeypatch.undo()
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=2)
     old = tmp_path / "emb" / "2026-01-01T00.00.00.000Z" / "emb"
     manifest = json.loads((old / "manifest.json").read_text())
     del manifest["provenance"]
