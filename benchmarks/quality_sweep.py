@@ -37,7 +37,6 @@ STUDENT = DATA / "01_raw/models/all-MiniLM-L6-v2"
 CORPUS = DATA / "01_raw/corpus/large_corpus.parquet"
 STS_DEV = DATA / "01_raw/sts_benchmark/dev.parquet"
 STS_TEST = DATA / "01_raw/sts_benchmark/test.parquet"
-STS_TRAIN = DATA / "01_raw/sts_benchmark/train.parquet"
 STS_TRAIN_ROWS = -1  # --rows -1: the STS-B train split's sentences (unscored), not the corpus
 DEMO_STS_ROWS = -2  # --rows -2: the demo's rows, a share of them swapped for STS-B train sentences
 RETRIEVAL = DATA / "01_raw/retrieval/vital_retrieval.parquet"
@@ -88,13 +87,11 @@ def _sts_train_texts() -> str:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pairs = pq.read_table(STS_TRAIN).to_pydict()
-    texts = dict.fromkeys(
-        t for pair in zip(pairs["sentence1"], pairs["sentence2"], strict=True) for t in pair
-    )
+    from embedding_distillation.demo.sts_benchmark import sts_b_sentences
+
     path = WORK / "sts_train_texts.parquet"
     WORK.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": list(texts)}), path)
+    pq.write_table(pa.table({"text": sts_b_sentences(DATA, "train")}), path)
     return str(path)
 
 
