@@ -164,11 +164,13 @@ def cell(name: str, rows: int, overrides: dict[str, Any], sts_share: float = 0.0
     dev = Dataset.from_parquet(str(STS_DEV))
     settings = {**BASE, **overrides}
     config = EmbeddingTrainerConfig(
-        student_model=str(STUDENT),
-        output_dir=str(WORK / "cells" / name),
-        use_bf16=_bf16(),
-        device="cpu",
-        **settings,
+        **{
+            "student_model": str(STUDENT),  # a cell may name another (student_type=static)
+            "output_dir": str(WORK / "cells" / name),
+            "use_bf16": _bf16(),
+            "device": "cpu",
+            **settings,
+        }
     )
     started = time.perf_counter()
     training: dict[str, Any] = {}
@@ -185,7 +187,9 @@ def cell(name: str, rows: int, overrides: dict[str, Any], sts_share: float = 0.0
     teacher = load_sentence_transformer(str(TEACHER), config.compute)
     models = {
         "teacher": from_sentence_transformer(teacher, TEACHER.name),
-        "student_after": from_sentence_transformer(model, STUDENT.name + "-" + name),
+        "student_after": from_sentence_transformer(
+            model, f"{Path(config.student_model).name}-{name}"
+        ),
     }
     retrieval = local_retrieval_task(Dataset.from_parquet(str(RETRIEVAL)))
     metrics, _ = evaluate_models(

@@ -212,10 +212,10 @@ def corpus() -> Dataset:
 # the project after a full run, the exported students, the documentation site, the viz server,
 # module-scoped fixtures. The groups run first, in this order: tiny_project is built at once
 # while the other worker exports the students, and is ready before the viz group (or the
-# notebooks, scheduled as the other tests) reads it. Every other test is scheduled on its own,
-# which evens out the end of the run.
+# other tests that copy it, scheduled one by one) reads it. Every other test is scheduled on
+# its own, the files of SLOW_FIRST first (the longest tests, measured with --durations), which
+# evens out the end of the run.
 XDIST_GROUPS = {
-    "tests/test_from_nodes.py": "tiny_project",
     "tests/test_project.py": "tiny_project",
     "tests/export/test_onnx_graph.py": "exports",
     "tests/export/test_runtime.py": "exports",
@@ -227,6 +227,14 @@ XDIST_GROUPS = {
     "tests/test_viz.py": "viz",
 }
 _GROUP_ORDER = list(dict.fromkeys(XDIST_GROUPS.values()))
+SLOW_FIRST = (
+    "tests/test_distributed.py",
+    "tests/test_from_nodes.py",
+    "tests/pipelines/distillation/test_students_run.py",
+    "tests/test_notebooks.py",
+    "tests/pipelines/test_pipelines.py",
+    "tests/test_dry_run.py",
+)
 
 
 def _xdist_group(nodeid: str) -> str | None:
@@ -234,13 +242,16 @@ def _xdist_group(nodeid: str) -> str | None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist, put the grouped tests first (group by group), the others in their order."""
+    """Under xdist: the grouped tests first (group by group), then SLOW_FIRST, then the rest."""
     if os.environ.get("PYTEST_XDIST_WORKER") is None:
         return
 
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, int]:
         group = _xdist_group(item.nodeid)
-        return _GROUP_ORDER.index(group) if group else len(_GROUP_ORDER)
+        if group:
+            return _GROUP_ORDER.index(group), 0
+        path = item.nodeid.split("::", 1)[0]
+        return len(_GROUP_ORDER), SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
 
     items.sort(key=rank)  # stable: each group, and the rest, keep pytest's order
 
@@ -309,7 +320,8 @@ def make_project_copy(
 
     ``parameters`` (e.g. ``{"teacher_embeddings": {"max_samples": 30}}``) is merged into the base
     groups and written as whole groups to ``conf/local/parameters.yml``, the env Kedro runs by
-    default, so the override holds whatever the project's parameter merge strategy.
+    default, so the override holds whatever the project's parameter merge strategy. A fresh
+    copy trains one student (``students: null``) unless ``parameters`` names ``students``.
     """
     if source is not None:
         shutil.copytree(source, path, ignore=shutil.ignore_patterns("build"), dirs_exist_ok=True)
@@ -327,9 +339,15 @@ def make_project_copy(
         Dataset.from_dict({"text": make_sentences(40, seed=3)}).to_parquet(
             str(corpus_dir / "demo_corpus.parquet")
         )
-    if parameters:
+    if source is None or parameters:
+        # One student unless the test names several: conf/base's demo trains two, and an
+        # environment cannot empty `students` (parameters merge key by key), only null it.
+        parameters = {"students": None, **(parameters or {})}
         base = base_parameters(path / "conf")
-        merged = {group: {**base.get(group, {}), **values} for group, values in parameters.items()}
+        merged = {
+            group: {**base.get(group, {}), **values} if group != "students" else values
+            for group, values in parameters.items()
+        }
         (path / "conf" / "local" / "parameters.yml").write_text(yaml.safe_dump(merged))
     return path
 
@@ -462,6 +480,9 @@ def _build_tiny_project(folder: Path, teacher: str, student: str) -> None:
                 "logging_steps": 1,
             },
             "evaluation": {"speed_texts": 8},
+            # One format: the export node's wiring is under test here; every format is
+            # exported and evaluated in tests/export/, and OpenVINO's conversion is slow.
+            "export": {"formats": ["onnx"]},
         },
     )
     result = run_kedro(path, "run", HF_TOKEN=TINY_PROJECT_TOKEN)

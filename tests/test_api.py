@@ -4,6 +4,7 @@ import dataclasses
 import inspect
 import json
 import re
+import shutil
 from pathlib import Path
 
 import datasets
@@ -17,7 +18,10 @@ from embedding_distillation import (
     EmbeddingDistillationTrainer,
     EmbeddingTrainerConfig,
     TeacherEmbeddingsGenerator,
+    distill_students,
 )
+from embedding_distillation.evaluation import run as evaluation_run
+from embedding_distillation.evaluation.config import EvaluationConfig
 from tests.conftest import make_sentences
 from tests.spies import crash_at, record_encoded
 
@@ -606,3 +610,172 @@ def test_generate_again_re_encodes_a_damaged_shard(tmp_path, corpus, teacher_den
     again = generator.generate(corpus, output_dir=tmp_path / "out")
     assert encoded == [1]
     np.testing.assert_allclose(_array(again, FINAL), _array(first, FINAL), atol=1e-6)
+
+
+# --- distill_students --------------------------------------------------------------------------
+
+FAST_EVALUATION = EvaluationConfig(speed_texts=8)
+
+
+def test_distill_students_trains_each_config_and_compares_them(
+    tmp_path, embedded, student, student_dense, teacher_dense, monkeypatch
+):
+    """Two configs sharing output_dir, named after their model folders; teacher from the manifest."""
+    teachers = []
+    evaluate = evaluation_run.evaluate_distillation
+
+    def spy(*args, **kwargs):
+        teachers.append(kwargs["teacher_model"])
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr("embedding_distillation.api.evaluate_distillation", spy)
+    minilm = shutil.copytree(student, tmp_path / "Tiny-MiniLM")
+    dense = shutil.copytree(student_dense, tmp_path / "tiny.dense")
+    shared = tmp_path / "models"
+
+    comparison = distill_students(
+        str(embedded[1]),  # the shard folder: its manifest.json names teacher_dense
+        [_config(str(minilm), shared), _config(str(dense), shared)],
+        evaluation=FAST_EVALUATION,
+    )
+
+    assert teachers == [teacher_dense, teacher_dense]
+    assert comparison.failures == {}
+    assert list(comparison.models) == ["tiny_minilm", "tiny_dense"]
+    record = comparison.record
+    assert record["students"] == ["tiny_minilm", "tiny_dense"]
+    assert [(row["name"], row["form"]) for row in record["rows"]] == [
+        ("teacher", "teacher"),
+        ("tiny_minilm", "torch"),
+        ("tiny_dense", "torch"),
+    ]
+    teacher_row, *student_rows = record["rows"]
+    assert teacher_row["quality"] == 1.0  # held-out cosine: no STS-B pairs were given
+    for row in student_rows:
+        assert -1 <= row["heldout_cosine"] <= 1
+        assert row["speedup"] > 0
+    assert not [note for note in record["notes"] if note.startswith("Not comparable")]
+    texts = embedded[0]["text"][:3]
+    for name, model in comparison.models.items():
+        saved = SentenceTransformer(str(shared / name), device="cpu")  # its own folder
+        np.testing.assert_allclose(saved.encode(texts), model.encode(texts), atol=1e-5)
+        assert f"| `{name}` |" in comparison.report
+
+
+def test_distill_students_records_a_failing_student_and_trains_the_next(
+    tmp_path, embedded, student, teacher_dense
+):
+    comparison = distill_students(
+        embedded[0],  # a Dataset: no manifest, so the teacher is given
+        {
+            "broken": _config(student, tmp_path / "broken", text_column="missing"),
+            "good": _config(student, tmp_path / "good"),
+        },
+        teacher_model=teacher_dense,
+        evaluation=FAST_EVALUATION,
+    )
+
+    assert list(comparison.models) == ["good"]
+    assert (tmp_path / "good" / "modules.json").is_file()
+    assert not (tmp_path / "broken").exists()
+    failure = comparison.failures["broken"]
+    assert (failure["student"], failure["step"], failure["error"]) == (
+        "broken",
+        "train_student_model",
+        "ValueError",
+    )
+    assert "lacks column(s) ['missing']" in failure["message"]
+    assert [row["name"] for row in comparison.record["rows"]] == ["teacher", "broken", "good"]
+    assert comparison.record["rows"][1]["failed"].startswith(
+        "failed at train_student_model: ValueError: "
+    )
+    with pytest.raises(ExceptionGroup, match="1 of 2 students failed"):
+        comparison.raise_failures()
+
+
+@pytest.fixture
+def nothing_loads(monkeypatch: pytest.MonkeyPatch, no_weights: None) -> None:
+    """Make loading the embeddings fail loudly too."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the embeddings were loaded before the error")
+
+    monkeypatch.setattr("embedding_distillation.api.load_corpus", refuse)
+
+
+@pytest.mark.parametrize(
+    ("students", "kwargs", "error", "message"),
+    [
+        (
+            lambda s, out: [_config(s, out / "a"), _config(s, out / "b")],
+            {},
+            ValueError,
+            r"students\[0\] and students\[1\] both get the name 'model' .*pass a dict "
+            r"\{name: config\} to name them",
+        ),
+        (
+            lambda s, out: {"mini-lm": _config(s, out)},
+            {},
+            ValueError,
+            r"'mini-lm' is not a Python identifier .* e\.g\. mini_lm",
+        ),
+        (
+            lambda s, out: {
+                name: _config(s, out / name, push_to_hub=True, hub_model_id="me/student")
+                for name in ("a", "b")
+            },
+            {},
+            ValueError,
+            r"Students 'a' and 'b' both push to hub_model_id 'me/student': one would overwrite "
+            r"the other's model on the Hub\. Give each config its own hub_model_id",
+        ),
+        (
+            lambda s, out: {
+                "a": _config(s, out),
+                "b": _config(s, out),  # moved to out/b
+                "c": _config(s, out / "a"),  # where a is moved to
+            },
+            {},
+            ValueError,
+            r"Students 'a' and 'c' both save to output_dir '.*/a': one would resume from or "
+            r"overwrite the other's checkpoints",
+        ),
+        (
+            lambda s, out: {"a": _config(s, out)},
+            {"dataset": "parquet"},
+            ValueError,
+            r"'.*corpus\.parquet' has no manifest\.json, which would name it\. Pass "
+            r"teacher_model=<the teacher's Hub id or folder>",
+        ),
+        (
+            lambda s, out: {"a": _config(s, out)},
+            {"dataset": "in_memory"},
+            ValueError,
+            r"the dataset 'dataset-.*' is not a folder with a manifest\.json.* Pass teacher_model=",
+        ),
+        (
+            _config,  # one config, not a list of them
+            {},
+            TypeError,
+            r"students must be a dict \{name: EmbeddingTrainerConfig\} or a list of "
+            r"EmbeddingTrainerConfig, got EmbeddingTrainerConfig",
+        ),
+        (
+            lambda s, out: {},
+            {},
+            ValueError,
+            "distill_students needs at least one student",
+        ),
+    ],
+)
+def test_distill_students_refuses_bad_students_before_anything_loads(
+    tmp_path, embedded, student, nothing_loads, students, kwargs, error, message
+):
+    dataset = {
+        None: lambda: str(embedded[1]),
+        "parquet": lambda: _as_parquet(embedded[0], tmp_path),
+        "in_memory": lambda: Dataset.from_dict({"text": ["a cat"]}),
+    }[kwargs.get("dataset")]()
+    with pytest.raises(error, match=message):
+        distill_students(dataset, students(student, tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

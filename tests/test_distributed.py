@@ -194,7 +194,7 @@ API_WORKER = textwrap.dedent(
     from tests.spies import record_encoded
 
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-    teacher, student, texts_file, out, rank0_token, other_token = sys.argv[1:7]
+    teacher, student, texts_file, corpus_file, out, rank0_token, other_token = sys.argv[1:8]
     out = Path(out)
     texts = Path(texts_file).read_text().splitlines()
     encoded = record_encoded(pytest.MonkeyPatch())  # shards this rank encodes
@@ -214,8 +214,12 @@ API_WORKER = textwrap.dedent(
         logging_steps=1, device="cpu", output_dir=str(out / "model"),
     )
     metrics = EmbeddingDistillationTrainer(config).train(str(out / "fresh"))
+    resumed_shards = list(encoded)
+    encoded.clear()
+    streamed = generator.generate(corpus_file, output_dir=out / "streamed", streaming=True)
     report = {
-        "fresh_rows": fresh.num_rows, "fresh_shards": fresh_shards, "resumed_shards": encoded,
+        "fresh_rows": fresh.num_rows, "fresh_shards": fresh_shards, "resumed_shards": resumed_shards,
+        "streamed_rows": streamed.num_rows, "streamed_shards": encoded,
         "world_size": metrics["world_size"], "global_step": metrics["global_step"],
         "losses": [e["loss"] for e in metrics["log_history"] if "loss" in e],
     }
@@ -225,7 +229,7 @@ API_WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_api_encodes_pushes_and_trains_on_two_processes(
+def test_api_encodes_streams_pushes_and_trains_on_two_processes(
     tmp_path,
     corpus,
     teacher_dense,
@@ -244,11 +248,13 @@ def test_api_encodes_pushes_and_trains_on_two_processes(
 
     (tmp_path / "worker.py").write_text(API_WORKER)
     (tmp_path / "texts.txt").write_text("\n".join(corpus["text"]) + "\n")
-    result = _torchrun(
+    corpus.to_parquet(str(tmp_path / "news.parquet"))
+    result = _torchrun(  # one launch for every API path: each costs two imports of torch
         str(tmp_path / "worker.py"),
         teacher_dense,
         student,
         str(tmp_path / "texts.txt"),
+        str(tmp_path / "news.parquet"),
         str(tmp_path / "out"),
         TOKEN,
         "hf_not_a_valid_token",
@@ -274,6 +280,13 @@ def test_api_encodes_pushes_and_trains_on_two_processes(
     assert json.loads(commits[-1].files["manifest.json"])["complete"]
     # Resume: shards 0-2 of the killed run were kept; only 3-6 were encoded, once each.
     assert sorted(ranks[0]["resumed_shards"] + ranks[1]["resumed_shards"]) == [3, 4, 5, 6]
+    # Streaming: each process read the whole stream and encoded every other missing shard.
+    assert ranks[0]["streamed_shards"] == [0, 2, 4, 6] and ranks[1]["streamed_shards"] == [1, 3, 5]
+    assert ranks[0]["streamed_rows"] == ranks[1]["streamed_rows"] == 50
+    streamed = tmp_path / "out" / "streamed"
+    _assert_same_rows(ShardStore(streamed).load(), reference.load())
+    manifest = json.loads((streamed / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["num_rows"] == 50 and len(manifest["shards"]) == 7
 
     # Training: DDP over 2 ranks halves the steps of one epoch. One process takes 13 batches
     # of 4; under DDP sentence-transformers drops the last partial batch: 12 batches, 6 steps.
@@ -284,50 +297,6 @@ def test_api_encodes_pushes_and_trains_on_two_processes(
     output = result.stdout + result.stderr
     assert output.count("Saved the trained student") == 1  # by rank 0 only
     assert "Encoding 4 of the 7 missing shards (rank 0 of 2)" in output
-
-
-STREAM_WORKER = textwrap.dedent(
-    """
-    import json, sys
-    from pathlib import Path
-    import pytest
-    from embedding_distillation import TeacherEmbeddingsGenerator, distributed
-    from tests.spies import record_encoded
-
-    teacher, corpus_file, out = sys.argv[1:4]
-    encoded = record_encoded(pytest.MonkeyPatch())
-    generator = TeacherEmbeddingsGenerator(teacher, device="cpu", batch_size=4, chunk_size=8)
-    rows = generator.generate(corpus_file, output_dir=Path(out) / "streamed", streaming=True)
-    report = {"shards": encoded, "rows": rows.num_rows}
-    (Path(out) / f"rank{distributed.rank()}.json").write_text(json.dumps(report))
-    """
-)
-
-
-@pytest.mark.slow
-def test_a_streamed_corpus_is_shared_between_two_processes(tmp_path, corpus, teacher_dense):
-    config = EncodingConfig(teacher_model=teacher_dense, chunk_size=8)
-    cpu = ComputeConfig(device="cpu", batch_size=4)
-    reference = run_encoding(prepare_encoding(corpus, config, cpu), ShardStore(tmp_path / "ref"))
-    corpus.to_parquet(str(tmp_path / "news.parquet"))
-    (tmp_path / "worker.py").write_text(STREAM_WORKER)
-
-    _torchrun(
-        str(tmp_path / "worker.py"),
-        teacher_dense,
-        str(tmp_path / "news.parquet"),
-        str(tmp_path / "out"),
-        cwd=tmp_path,
-    )
-
-    ranks = [json.loads((tmp_path / "out" / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # Each process read the whole stream and encoded every other missing shard.
-    assert ranks[0]["shards"] == [0, 2, 4, 6] and ranks[1]["shards"] == [1, 3, 5]
-    assert ranks[0]["rows"] == ranks[1]["rows"] == 50
-    folder = tmp_path / "out" / "streamed"
-    _assert_same_rows(ShardStore(folder).load(), reference.load())
-    manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["complete"] and manifest["num_rows"] == 50 and len(manifest["shards"]) == 7
 
 
 @pytest.mark.slow

@@ -118,7 +118,7 @@ def test_the_site_has_every_page_and_no_external_fonts(site):
 def test_the_configuration_page_shows_every_key_of_conf_base(site):
     html = _page(site, "configuration")
     for group, values in base_parameters().items():
-        if isinstance(values, dict):
+        if isinstance(values, dict) and group not in configuration.TOP_LEVEL:
             section = _section(html, f"params-{group}")
             for key in values:
                 assert f"<code>{key}</code>" in section, f"{group}.{key}"
@@ -126,7 +126,7 @@ def test_the_configuration_page_shows_every_key_of_conf_base(site):
             assert f"<code>{group}</code>" in _section(html, "params-other"), group
     entries = yaml.safe_load((ROOT / "conf" / "base" / "catalog.yml").read_text())
     for name in entries:
-        assert f'id="catalog-{name}"' in html, name
+        assert f'id="{catalog.anchor(name)}"' in html, name
     assert "<code>huggingface.token</code>" in _section(html, "params-credentials")
 
 
@@ -190,7 +190,10 @@ def test_every_key_of_conf_base_is_documented():
     markdown, problems = configuration.parameters_markdown()
     assert problems == []
     for group, values in base_parameters().items():
-        for key in values if isinstance(values, dict) else [group]:
+        keys = (
+            [group] if group in configuration.TOP_LEVEL or not isinstance(values, dict) else values
+        )
+        for key in keys:
             assert re.search(rf"^\| `{re.escape(key)}` \|", markdown, re.MULTILINE), key
 
 
@@ -244,6 +247,21 @@ def test_a_catalog_runtime_param_without_a_description_is_reported(tmp_path):
         "catalog: ${runtime_params:extra_path} has no description in docs/docgen/"
         "configuration.py RUNTIME_PARAMS"
     ]
+
+
+def test_the_students_key_is_one_documented_top_level_key(tmp_path):
+    """``students`` maps names to overrides: one key of its own, not a group of keys."""
+    conf = _conf_copy(tmp_path)
+    _add(
+        conf / "base" / "parameters_distillation.yml",
+        "\nstudents:\n  minilm: {}\n  static: {student_type: static}\n",
+    )
+    markdown, problems = configuration.parameters_markdown(conf / "base", conf)
+    assert problems == []
+    row = re.search(r"^\| `students` \| (.*)$", markdown, re.MULTILINE)
+    assert row, markdown
+    assert "minilm" in row.group(1)
+    assert "static" in row.group(1)
 
 
 def test_other_environments_and_python_defaults_are_shown():
@@ -308,24 +326,72 @@ def test_an_entry_without_a_description_is_reported(tmp_path):
     ]
 
 
+def test_quoted_factory_keys_are_entries_of_their_own(tmp_path):
+    """``"{student}.x":`` starts an entry: it is not read as lines of the entry above it."""
+    path = tmp_path / "catalog.yml"
+    path.write_text(
+        "plain:   # a plain entry\n  type: pickle.PickleDataset\n  filepath: data/p.pkl\n\n"
+        '"{student}.x":   # one per student\n  type: pickle.PickleDataset\n'
+        "  filepath: data/{student}/x.pkl\n\n'{student}.y':\n  type: pickle.PickleDataset\n"
+    )
+    entries = {e.name: e for e in catalog.catalog_entries(path)}
+    assert list(entries) == ["plain", "{student}.x", "{student}.y"]
+    assert entries["plain"].source.endswith("filepath: data/p.pkl")
+    assert entries["{student}.x"].comment == "one per student"
+    assert entries["{student}.x"].config["filepath"] == "data/{student}/x.pkl"
+    assert catalog.anchor("{student}.x") == "catalog-student.x"
+
+
 def test_the_getting_started_walkthrough_names_every_node():
     """The demo explained step by step: a node added to a pipeline needs its step there."""
     page = (DOCS / "getting-started.md").read_text(encoding="utf-8")
-    for nodes in catalog.pipeline_nodes().values():
-        for node in nodes:
-            assert f"**`{node.name}`**" in page, node.name
+    names = {node.short_name for nodes in catalog.pipeline_nodes().values() for node in nodes}
+    assert {"resolve_student", "compare_students"} <= names  # the students pipeline's own
+    for name in names:
+        assert f"**`{name}`**" in page, name
 
 
-@pytest.mark.slow
-def test_the_node_tables_match_the_registered_pipelines():
-    """The declarations read with ast are the pipelines Kedro builds (imports the package)."""
-    found = catalog.pipeline_nodes()
-    for name, nodes in found.items():
-        module = importlib.import_module(f"embedding_distillation.pipelines.{name}.pipeline")
-        pipeline = module.create_pipeline()
-        expected = {n.name: (set(n.inputs), set(n.outputs)) for n in pipeline.nodes}
-        assert {n.name: (set(n.inputs), set(n.outputs)) for n in nodes} == expected, name
-    assert next(iter(found)) == "teacher_embeddings"  # data-flow order: encoding first
+def _as_documented(name: str, students: tuple[str, ...]) -> str:
+    """A name of a pipeline built for ``students`` as the site writes it (``{student}.x``)."""
+    return re.sub(rf"(?<!\w)({'|'.join(students)})(?!\w)", "{student}", name)
+
+
+def test_the_single_and_the_students_pipelines_are_both_documented():
+    """Every node of ``create_pipeline()`` and of ``create_pipeline(students=...)`` has its row."""
+    from embedding_distillation.pipelines.distillation import pipeline as distillation
+
+    markdown, problems = catalog.pipelines_markdown()
+    assert problems == []
+    rows = {
+        row.split(" | ")[0].removeprefix("| `").removesuffix("`"): row
+        for row in markdown.splitlines()
+        if row.startswith("| `")
+    }
+    students = ("minilm", "static")
+    built = [*distillation.create_pipeline().nodes]
+    built += distillation.create_pipeline(students=students).nodes
+    assert any(node.namespace == "static" for node in built)
+    for node in built:
+        name = _as_documented(node.name, students)
+        assert name in rows, name
+        for dataset in [*node.inputs, *node.outputs]:
+            assert f"`{_as_documented(dataset, students)}`" in rows[name], (name, dataset)
+    # The function under partial() and the failure guard: the one whose docstring is shown.
+    assert "[`train_student_model`][" in rows["{student}.train_student_model"]
+    assert "[`resolve_student`][" in rows["{student}.resolve_student"]
+    assert (
+        "(configuration.md#catalog-student.student_model)" in rows["{student}.train_student_model"]
+    )
+    assert next(iter(catalog.pipeline_nodes())) == "teacher_embeddings"  # data-flow order
+
+
+def test_the_factory_entries_name_the_nodes_that_use_them():
+    markdown, _ = catalog.datasets_markdown()
+    row = next(r for r in markdown.splitlines() if r.startswith("| [`{student}.student_model`]"))
+    assert "`{student}.train_student_model`" in row  # written by
+    assert "`{student}.evaluate_student`" in row  # read by
+    comparison = next(r for r in markdown.splitlines() if r.startswith("| [`students_comparison`]"))
+    assert "`compare_students`" in comparison
 
 
 # -- the troubleshooting page ---------------------------------------------------------------------

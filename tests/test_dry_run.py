@@ -11,11 +11,12 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.io import DataCatalog, MemoryDataset
 
-from embedding_distillation.dry_run import DryRunner, DryRunSession
+from embedding_distillation.dry_run import DryRunner
 from embedding_distillation.pipelines.distillation.pipeline import create_pipeline as distillation
 from embedding_distillation.pipelines.teacher_embeddings.pipeline import (
     create_pipeline as teacher_embeddings,
 )
+from embedding_distillation.session import ProjectSession
 from embedding_distillation.training import static
 from tests.conftest import base_parameters, make_project_copy, run_in_process, run_kedro
 from tests.spies import record_encoded
@@ -96,9 +97,9 @@ def test_the_session_hands_a_dry_run_to_the_dry_runner(monkeypatch, dry_run):
     monkeypatch.setattr(KedroSession, "run", lambda self, *args, **kwargs: runs.append(kwargs))
     parameters = {} if dry_run is None else {"dry_run": dry_run}
     monkeypatch.setattr(
-        DryRunSession, "_get_config_loader", lambda self: {"parameters": parameters}
+        ProjectSession, "_get_config_loader", lambda self: {"parameters": parameters}
     )
-    DryRunSession.run(object.__new__(DryRunSession), pipeline_names=["distillation"])
+    ProjectSession.run(object.__new__(ProjectSession), pipeline_names=["distillation"])
     (kwargs,) = runs
     assert kwargs["pipeline_names"] == ["distillation"]
     assert isinstance(kwargs.get("runner"), DryRunner) is bool(dry_run)

@@ -51,8 +51,8 @@ DISTILLATION_NODES = [
 # The boundaries run by `kedro run --from-nodes` itself: the start of each pipeline, and a node
 # in the middle whose inputs are all persisted versions of an earlier run.
 COMMAND_LINE = {"select_corpus", "split_embeddings", "evaluate_student"}
-# The reruns export one format: which nodes run is under test here, not the formats (the first
-# run, tiny_project's, exports every installed format).
+# The reruns export one format, as tiny_project's first run does: which nodes run is under test
+# here, not the formats (tests/export/ covers those).
 ONE_FORMAT = "export.formats=[onnx]"
 
 

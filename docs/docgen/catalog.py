@@ -1,20 +1,26 @@
-"""The pipelines and the catalog: every node and every dataset, read from the project's files.
+"""The pipelines and the catalog: every node and every dataset, read from the project.
 
-Nodes come from the ``Node(...)`` declarations of ``pipelines/*/pipeline.py`` (read with
-:mod:`ast`: declarations only, as the house style has them), each described by its function's
-docstring. Catalog entries come from ``conf/base/catalog.yml``; an entry is described by
+Nodes come from the pipelines Kedro builds: each ``pipelines/<name>/pipeline.py`` is imported and
+its ``create_pipeline()`` called, and, where it takes ``students``, called again with one student
+whose namespace the site writes ``{student}.``, as the catalog's dataset factories do. Each node
+is described by the first paragraph of the docstring of the function it runs, found under its
+``functools.partial`` and ``functools.wraps`` layers. Catalog entries come from
+``conf/base/catalog.yml`` (quoted keys included: the factories); an entry is described by
 :data:`DESCRIPTIONS` below or, failing that, by the comment on its key line or just above it.
 An entry or a node without a description is a problem: the build fails on it.
 """
 
-import ast
+import functools
+import importlib
+import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import griffe
 import yaml
+from kedro.pipeline import Pipeline
 
 from docgen.configuration import environments
 from docgen.project import BASE, CONF, PACKAGE, SRC, member, one_line
@@ -45,9 +51,45 @@ DESCRIPTIONS = {
     "quality_speed_plot": "Quality against texts/s (log scale), one marker per evaluated model "
     "named in the legend, an arrow from the untrained to the trained student: STS Benchmark "
     "Spearman, else gold Pearson, else held-out cosine to the teacher (PNG).",
+    # Several students (parameters: students): one namespace per student, "{student}.<dataset>".
+    # A step that failed saves the student's failure record in place of its outputs: a JSON
+    # entry holds it as is, a folder a student_failure.json that loads back as the record.
+    "{student}.training_metrics": "One student's `training_metrics` (several students), or its "
+    "failure record when its training failed.",
+    "{student}.student_model": "One student's trained model, a sentence-transformers folder per "
+    "run under `data/06_models/students/<name>/`; when its training failed, the version holds "
+    "`student_failure.json` instead, which loads as the failure record.",
+    "{student}.student_exports": "One student's exports (as `student_exports`), or "
+    "`student_failure.json` when its training or export failed.",
+    "{student}.distillation_metrics": "One student's evaluation figures (as "
+    "`distillation_metrics`), or its failure record: what `compare_students` reads.",
+    "{student}.mteb_results": "One student's raw mteb result files (as `mteb_results`), or "
+    "`student_failure.json` when a step before the evaluation failed.",
+    "{student}.distillation_report": "One student's Markdown report (as `distillation_report`); "
+    "for a failed student: the step, the error and the command to rerun it alone.",
+    "{student}.training_curves_plot": "One student's training curves (as "
+    "`training_curves_plot`); for a failed student a figure that says where it failed (PNG).",
+    "{student}.cosine_histogram_plot": "One student's held-out cosine histogram (as "
+    "`cosine_histogram_plot`); for a failed student a figure that says where it failed (PNG).",
+    "{student}.quality_speed_plot": "One student's quality against speed (as "
+    "`quality_speed_plot`); for a failed student a figure that says where it failed (PNG).",
+    "students_comparison": "Every student next to the teacher (`compare_students`): one row per "
+    "trained student and export with its figures and Pareto flag, the recommendations, the "
+    "failed students and the comparability notes (JSON).",
+    "students_comparison_report": "The comparison as Markdown: the two recommendations (most "
+    "accurate at 5x the teacher's speed, fastest keeping 95 % of its STS-B) first, then the "
+    "table, the failed students and how to rerun them.",
+    "students_comparison_plot": "Quality against speed as a multiple of the teacher's (log "
+    "scale), a colour per student and a marker per form, the Pareto front and the two "
+    "recommendations (PNG).",
 }
 
-KEY_LINE = re.compile(r"^([A-Za-z_][\w.-]*):(.*)$")
+# A catalog key, plain or quoted (the dataset factories: "{student}.student_model").
+KEY_LINE = re.compile(r"""^(?:([A-Za-z_][\w.-]*)|"([^"]+)"|'([^']+)'):(.*)$""")
+# The students pipeline is built for one stand-in student, written ``{student}`` on the site.
+STAND_IN_NAME = "docgen_student"
+STAND_IN = re.compile(rf"(?<!\w){STAND_IN_NAME}(?!\w)")
+STUDENT = "{student}"
 SEPARATOR = re.compile(r"-{4,}")
 
 
@@ -63,19 +105,39 @@ class Entry:
 
 @dataclass(frozen=True)
 class PipelineNode:
-    """One ``Node(...)`` of a pipeline."""
+    """One node of a pipeline as Kedro builds it."""
 
     pipeline: str
-    name: str
-    func: str
+    name: str  # namespaced ones as "{student}.train_student_model"
+    func: str  # the function under partial/wraps layers: what the node's docstring comes from
+    module: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     summary: str
+    students: bool = False  # only in the pipeline with `students` (one branch per student)
+
+    @property
+    def short_name(self) -> str:
+        """The name without the student's namespace (``train_student_model``)."""
+        return self.name.removeprefix(f"{STUDENT}.")
 
 
 def _comment(text: str) -> str:
     """The text of a YAML comment after its ``#``."""
     return text.split("#", 1)[1].strip() if "#" in text else ""
+
+
+def _key(line: str) -> tuple[str, str]:
+    """A key line's entry name (unquoted) and what follows its colon."""
+    match = KEY_LINE.match(line)
+    assert match is not None, line
+    plain, double, single, rest = match.groups()
+    return plain or double or single, rest
+
+
+def anchor(name: str) -> str:
+    """The id of an entry's section on the configuration page (``{student}`` loses its braces)."""
+    return "catalog-" + name.replace("{", "").replace("}", "")
 
 
 def catalog_entries(path: Path = BASE / "catalog.yml") -> list[Entry]:
@@ -93,8 +155,8 @@ def catalog_entries(path: Path = BASE / "catalog.yml") -> list[Entry]:
             if not line.startswith("#") or SEPARATOR.search(line):
                 break
             above.insert(0, _comment(line))
-        name = KEY_LINE.match(lines[start]).group(1)  # type: ignore[union-attr]
-        on_line = _comment(KEY_LINE.match(lines[start]).group(2))  # type: ignore[union-attr]
+        name, rest = _key(lines[start])
+        on_line = _comment(rest)
         entries.append(
             Entry(
                 name=name,
@@ -111,56 +173,75 @@ def description(entry: Entry) -> str:
     return DESCRIPTIONS.get(entry.name) or entry.comment
 
 
-def _names(expr: ast.expr | None) -> tuple[str, ...]:
-    """The dataset names of a node's ``inputs``/``outputs`` argument."""
-    if expr is None:
-        return ()
-    value = ast.literal_eval(expr)
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, dict):
-        return tuple(value.values())
-    return tuple(value)
+def _function(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The function a node runs, under its ``functools.partial`` and ``functools.wraps`` layers."""
+    while True:
+        if isinstance(func, functools.partial):
+            func = func.func
+        elif hasattr(func, "__wrapped__"):
+            func = func.__wrapped__
+        else:
+            return func
 
 
-def _node_summary(pipeline: str, func: str) -> str:
-    """The first line of the docstring of the function a node runs."""
-    try:
-        found = member(f"pipelines.{pipeline}.pipeline").members[func]
-        docstring = found.docstring
-    except (KeyError, griffe.AliasResolutionError):
-        return ""
-    return one_line(rst_to_markdown(docstring.value.split("\n\n")[0])) if docstring else ""
+def _summary(func: Callable[..., Any]) -> str:
+    """The first paragraph of a function's docstring, as one line of Markdown."""
+    docstring = inspect.getdoc(func)
+    return one_line(rst_to_markdown(docstring.split("\n\n")[0])) if docstring else ""
 
 
-def pipeline_nodes(src: Path = SRC) -> dict[str, list[PipelineNode]]:
-    """``{pipeline: nodes in declaration order}`` from every ``pipelines/*/pipeline.py``."""
+def _generic(name: str) -> str:
+    """A name of the students pipeline with the stand-in student written as ``{student}``."""
+    return STAND_IN.sub(STUDENT, name)
+
+
+def _nodes(pipeline: str, built: Pipeline, students: bool) -> list[PipelineNode]:
+    """The nodes of a pipeline Kedro built, in the order it runs them."""
+    found = []
+    for node in built.nodes:
+        func = _function(node.func)
+        found.append(
+            PipelineNode(
+                pipeline=pipeline,
+                name=_generic(node.name),
+                func=func.__name__,
+                module=func.__module__,
+                inputs=tuple(_generic(n) for n in node.inputs),
+                outputs=tuple(_generic(n) for n in node.outputs),
+                summary=_summary(func),
+                students=students,
+            )
+        )
+    return found
+
+
+@functools.cache
+def _built(src: Path) -> dict[str, list[PipelineNode]]:
+    """Every pipeline's nodes, as Kedro builds them (the package is imported)."""
     found: dict[str, list[PipelineNode]] = {}
     for path in sorted((src / PACKAGE / "pipelines").glob("*/pipeline.py")):
         pipeline = path.parent.name
-        calls = [
-            call
-            for call in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
-            if isinstance(call, ast.Call) and ast.unparse(call.func) in ("Node", "node")
-        ]
-        nodes = []
-        for call in sorted(calls, key=lambda c: c.lineno):
-            arguments = {k.arg: k.value for k in call.keywords}
-            func = ast.unparse(arguments["func"])
-            nodes.append(
-                PipelineNode(
-                    pipeline=pipeline,
-                    name=ast.literal_eval(arguments["name"]) if "name" in arguments else func,
-                    func=func,
-                    inputs=_names(arguments.get("inputs")),
-                    outputs=_names(arguments.get("outputs")),
-                    summary=_node_summary(pipeline, func),
-                )
+        module = importlib.import_module(f"{PACKAGE}.pipelines.{pipeline}.pipeline")
+        nodes = _nodes(pipeline, module.create_pipeline(), students=False)
+        if "students" in inspect.signature(module.create_pipeline).parameters:
+            single = {node.name for node in nodes}
+            several = _nodes(
+                pipeline, module.create_pipeline(students=(STAND_IN_NAME,)), students=True
             )
+            nodes += [node for node in several if node.name not in single]
         found[pipeline] = nodes
     return {pipeline: found[pipeline] for pipeline in _data_flow_order(found)}
+
+
+def pipeline_nodes(src: Path = SRC) -> dict[str, list[PipelineNode]]:
+    """``{pipeline: nodes}`` of every ``pipelines/*/pipeline.py``, as Kedro builds them.
+
+    Each pipeline's ``create_pipeline()`` in the order Kedro runs its nodes, then, for a
+    pipeline whose ``create_pipeline`` takes ``students``, the nodes that one student adds or
+    renames (``students=True``), the student's namespace written as ``{student}.`` like the
+    dataset factories of the catalog (``"{student}.student_model"``).
+    """
+    return _built(src)
 
 
 def _data_flow_order(pipelines: dict[str, list[PipelineNode]]) -> list[str]:
@@ -187,43 +268,67 @@ def dataset_link(name: str, catalog: set[str], page: str = "configuration.md") -
     if name == "parameters":
         return f"[`parameters`]({page}#parameters)"
     if name in catalog:
-        return f"[`{name}`]({page}#catalog-{name})"
+        return f"[`{name}`]({page}#{anchor(name)})"
     return f"`{name}` (in memory)"
 
 
 def node_function(node: PipelineNode) -> str:
     """An autorefs link to the node's function in the API reference."""
-    path = f"{PACKAGE}.pipelines.{node.pipeline}.nodes.{node.func}"
-    return f"[`{node.func}`][{path}]"
+    return f"[`{node.func}`][{node.module}.{node.func}]"
+
+
+TABLE_HEAD = ["| node | runs | inputs | outputs | what it does |", "|---|---|---|---|---|"]
+
+
+def _node_rows(nodes: list[PipelineNode], catalog: set[str]) -> list[str]:
+    """One table row per node."""
+    rows = []
+    for node in nodes:
+        ins = ", ".join(dataset_link(n, catalog) for n in node.inputs)
+        outs = ", ".join(dataset_link(n, catalog) for n in node.outputs)
+        summary = node.summary.replace("|", "\\|")
+        rows.append(f"| `{node.name}` | {node_function(node)} | {ins} | {outs} | {summary} |")
+    return rows
 
 
 def pipelines_markdown(src: Path = SRC, base: Path = BASE) -> tuple[str, list[str]]:
-    """One node table per pipeline, and the undocumented nodes."""
+    """One node table per pipeline (two with ``students``), and the undocumented nodes."""
     catalog = {entry.name for entry in catalog_entries(base / "catalog.yml")}
     lines: list[str] = []
     problems: list[str] = []
     for pipeline, nodes in pipeline_nodes(src).items():
-        module = member(f"pipelines.{pipeline}.pipeline")
-        text = one_line(rst_to_markdown(module.docstring.value)) if module.docstring else ""
+        module = importlib.import_module(f"{PACKAGE}.pipelines.{pipeline}.pipeline")
+        text = one_line(rst_to_markdown(inspect.getdoc(module) or ""))
+        problems += [
+            f"pipeline {pipeline}: node {node.name} runs {node.func}, which has no docstring"
+            for node in nodes
+            if not node.summary
+        ]
+        single = [node for node in nodes if not node.students]
+        several = [node for node in nodes if node.students]
         lines += [
             f"### `{pipeline}` {{#pipeline-{pipeline}}}",
             "",
             f"{text} Run it alone with `kedro run --pipeline {pipeline}`.",
             "",
-            "| node | runs | inputs | outputs | what it does |",
-            "|---|---|---|---|---|",
+            *TABLE_HEAD,
+            *_node_rows(single, catalog),
+            "",
         ]
-        for node in nodes:
-            if not node.summary:
-                problems.append(
-                    f"pipeline {pipeline}: node {node.name} runs {node.func}, which has no "
-                    "docstring"
-                )
-            ins = ", ".join(dataset_link(n, catalog) for n in node.inputs)
-            outs = ", ".join(dataset_link(n, catalog) for n in node.outputs)
-            summary = node.summary.replace("|", "\\|")
-            lines.append(f"| `{node.name}` | {node_function(node)} | {ins} | {outs} | {summary} |")
-        lines.append("")
+        if several:
+            shared = [
+                node.name for node in single if node.name not in {n.short_name for n in several}
+            ]
+            lines += [
+                f"With `students` ([Several students](#several-students)), the shared "
+                f"nodes ({_node_list(shared)}) run once and these replace the others: each "
+                f"student's branch in its own namespace (`{STUDENT}` stands for the student's "
+                "name), then the comparison of all students.",
+                "",
+                *TABLE_HEAD,
+                *_node_rows(several, catalog),
+                "",
+            ]
     return "\n".join(lines), problems
 
 
@@ -289,7 +394,7 @@ def datasets_markdown(src: Path = SRC, base: Path = BASE) -> tuple[str, list[str
     for name in names:
         entry = entries.get(name)
         kind = _short_type(entry.config.get("type", "?")) if entry else "in memory"
-        link = f"[`{name}`](configuration.md#catalog-{name})" if entry else f"`{name}`"
+        link = f"[`{name}`](configuration.md#{anchor(name)})" if entry else f"`{name}`"
         holds = description(entry) if entry else "Passed from node to node, not saved."
         lines.append(
             f"| {link} | {kind} | {_node_list(writers.get(name, []))} | "
@@ -336,7 +441,7 @@ def catalog_markdown(src: Path = SRC, conf: Path = CONF) -> tuple[str, list[str]
         facts.append(f"read by {_node_list(readers.get(entry.name, []))}")
         block = "\n".join(f"    {line}" if line else "" for line in entry.source.splitlines())
         lines += [
-            f"#### `{entry.name}` {{#catalog-{entry.name}}}",
+            f"#### `{entry.name}` {{#{anchor(entry.name)}}}",
             "",
             one_line(text),
             "",

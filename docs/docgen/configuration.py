@@ -40,8 +40,19 @@ class Described:
     meaning: str
 
 
-# Top-level parameter keys outside the groups (read by a Kedro hook, not by a config class).
+# Top-level parameter keys outside the groups (read by a Kedro hook or the pipeline registry,
+# not by one config class); a mapping among them is shown whole, as one key.
 TOP_LEVEL = {
+    "students": Described(
+        "`null`, or a mapping of student names (Python identifiers) to mappings of "
+        "`distillation` keys",
+        "Several students from the same teacher embeddings, compared in one report "
+        "(`compare_students`): each entry overrides keys of `distillation` (`{}` trains it as "
+        "it is) and runs in its own Kedro namespace (`kedro run --namespaces NAME`). `null` or "
+        "no entry: the single-student pipeline. An environment adds students and removes one "
+        "with `NAME: null`; `students: null` empties it ([Several students]"
+        "(pipelines.md#several-students)).",
+    ),
     "dry_run": Described(
         "`true` or `false`",
         "Check the parameters, the corpus and the models and log the plan (rows, shards, disk "
@@ -335,7 +346,7 @@ def parameter_groups(
     for path in parameter_files(base):
         file = f"conf/base/{path.name}"
         for name, values in load_yaml(path).items():
-            if isinstance(values, dict):
+            if isinstance(values, dict) and name not in TOP_LEVEL:
                 group, missing = group_of(name, values, file, overrides)
                 problems += missing
                 if group is not None:

@@ -1,11 +1,13 @@
 """Distil large sentence-embedding models into small, fast ones from precomputed teacher embeddings.
 
-The Python API (the seed's names) is importable from the package root::
+The Python API (the seed's names, and ``distill_students`` for several students compared) is
+importable from the package root::
 
     from embedding_distillation import (
         EmbeddingDistillationTrainer,
         EmbeddingTrainerConfig,
         TeacherEmbeddingsGenerator,
+        distill_students,
     )
 
 The names resolve lazily so that ``kedro`` commands do not import torch until they need it.
@@ -19,6 +21,7 @@ _API = {
     "TeacherEmbeddingsGenerator": "embedding_distillation.api",
     "EmbeddingDistillationTrainer": "embedding_distillation.api",
     "EmbeddingTrainerConfig": "embedding_distillation.training.config",
+    "distill_students": "embedding_distillation.api",
 }
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "EmbeddingTrainerConfig",
     "TeacherEmbeddingsGenerator",
     "__version__",
+    "distill_students",
 ]
 
 

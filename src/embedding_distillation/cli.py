@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from kedro.io.core import AbstractVersionedDataset, VersionNotFoundError
 
@@ -25,10 +24,12 @@ def catalog() -> None:
 def list_datasets(env: str | None, pipelines: tuple[str, ...]) -> None:
     """List each pipeline's datasets with their type and, if versioned, their versions."""
     from kedro.framework.project import pipelines as registered
+    from kedro.framework.project import settings
 
     project_path = Path.cwd()
     bootstrap_project(project_path)
-    with KedroSession.create(project_path=project_path, env=env) as session:
+    # The project's session: it tells the registry the students of this environment.
+    with settings.SESSION_CLASS.create(project_path=project_path, env=env) as session:
         data_catalog = session.load_context().catalog  # type: ignore[attr-defined]
         for name in pipelines or sorted(registered):
             click.echo(f"{name}:")

@@ -6,6 +6,7 @@ helpers here, so "which device" and "which dtype" are decided once ("which atten
 """
 
 import functools
+import gc
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
@@ -142,3 +143,14 @@ def maybe_compile(model: torch.nn.Module, compute: ComputeConfig) -> torch.nn.Mo
         logger.info("Compiling the model with torch.compile(dynamic=True)")
         model.compile(dynamic=True)
     return model
+
+
+def release_memory() -> None:
+    """Free what a failed step left behind: unreachable Python objects, then CUDA's cached blocks.
+
+    Called after a student's step failed (a CUDA out-of-memory error, say), so the next student
+    starts with the memory the failed one held.
+    """
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,22 +1,24 @@
 """``kedro run --params dry_run=true``: every check, then the plan, and no node runs.
 
-Kedro's session picks the runner of a run, so the project's session (``SESSION_CLASS`` in
-``settings.py``) gives a run whose ``dry_run`` parameter is true to :class:`DryRunner` instead of
-the runner asked for. Kedro filters the pipeline (``--pipeline``, ``--from-nodes``, ...), builds
-the catalog and calls the ``before_pipeline_run`` hooks as for any run; the runner then reads
-what the plan needs (the corpus, the parameters, the stored embeddings), logs the plan and
-returns without running a node. The command ends as a successful run does; a failed check ends
-it as a failed node would. The checks and the plan are in :mod:`embedding_distillation.plan`,
-which notebooks can call directly.
+Kedro's session picks the runner of a run, so the project's session
+(:class:`~embedding_distillation.session.ProjectSession`, ``SESSION_CLASS`` in ``settings.py``)
+gives a run whose ``dry_run`` parameter is true to :class:`DryRunner` instead of the runner asked
+for. Kedro filters the pipeline (``--pipeline``, ``--from-nodes``, ...), builds the catalog and
+calls the ``before_pipeline_run`` hooks as for any run; the runner then reads what the plan needs
+(the corpus, the parameters, the stored embeddings), logs the plan and returns without running a
+node. The command ends as a successful run does; a failed check ends it as a failed node would.
+The checks and the plan are in :mod:`embedding_distillation.plan`, which notebooks can call
+directly.
 """
 
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kedro.framework.session import KedroSession
 from kedro.io.core import DatasetError
 from kedro.pipeline import Pipeline
 from kedro.runner import AbstractRunner
+
+from embedding_distillation.students import student_options
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -27,19 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 # The plan itself: conf/logging.yml prints its lines as they are (rich would re-wrap them).
 plan_logger = logging.getLogger(f"{__name__}.plan")
-
-
-class DryRunSession(KedroSession):
-    """A ``KedroSession`` that hands a run with ``dry_run: true`` to :class:`DryRunner`."""
-
-    def run(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """Run as Kedro does, with :class:`DryRunner` as the runner when ``dry_run`` is true."""
-        # The config loader alone (--params included): load_context() would also build a
-        # context and call the after_context_created hooks, which super().run() does again.
-        parameters = self._get_config_loader()["parameters"]
-        if parameters.get("dry_run"):
-            kwargs["runner"] = DryRunner()
-        return super().run(*args, **kwargs)
+STUDENT_MODEL = "student_model"
 
 
 class DryRunner(AbstractRunner):
@@ -95,19 +85,35 @@ def plan_lines(pipeline: Pipeline, catalog: Any) -> list[str]:
             catalog.load("params:compute"),
         )
         lines += ["teacher_embeddings:", *(f"  {line}" for line in encoding.lines)]
-    if "student_model" in outputs:
+    # One student ("student_model"), or one per namespace ("<name>.student_model").
+    students = sorted(
+        name.removesuffix(STUDENT_MODEL).rstrip(".")
+        for name in outputs
+        if name == STUDENT_MODEL or name.endswith(f".{STUDENT_MODEL}")
+    )
+    if students:
         embeddings, num_rows = _embeddings_for_plan(catalog, encoding)
+    for student in students:
+        options = catalog.load("params:distillation")
+        if student:
+            options = student_options(options, student, catalog.load(f"params:students.{student}"))
         steps = plan.plan_distillation(
             embeddings,
             num_rows,
-            catalog.load("params:distillation"),
+            options,
             catalog.load("params:compute"),
             catalog.load("params:evaluation"),
             catalog.load("params:export") if "params:export" in catalog else None,
             catalog.load("sts_benchmark") if "sts_benchmark" in catalog else None,
             catalog.load("sts_benchmark_dev") if "sts_benchmark_dev" in catalog else None,
         )
-        lines += ["distillation:", *(f"  {line}" for line in steps)]
+        title = f"distillation ({student}):" if student else "distillation:"
+        lines += [title, *(f"  {line}" for line in steps)]
+    if "students_comparison" in outputs:
+        lines += [
+            "comparison:",
+            f"  compare_students -> students_comparison(_report, _plot) of {', '.join(students)}",
+        ]
     return lines
 
 

@@ -82,6 +82,7 @@ class ConfigCheckHook:
         from embedding_distillation.encoding.config import EncodingConfig
         from embedding_distillation.evaluation.config import EvaluationConfig
         from embedding_distillation.export.config import ExportConfig
+        from embedding_distillation.students import STUDENTS, check_students
         from embedding_distillation.training.config import EmbeddingTrainerConfig
 
         inputs = pipeline.inputs()
@@ -94,14 +95,31 @@ class ConfigCheckHook:
         if (encoding := group("teacher_embeddings")) is not None:
             EncodingConfig.from_params(encoding)
         if (distillation := group("distillation")) is not None:
-            config = EmbeddingTrainerConfig.from_params(distillation, compute)
-            if config.metric_for_best_model == "sts_dev" and "sts_benchmark_dev" in inputs:
+            students = [
+                name.removeprefix(f"params:{STUDENTS}.")
+                for name in sorted(inputs)
+                if name.startswith(f"params:{STUDENTS}.")
+            ]
+            if students:  # each student's branch: the base merged with its entry
+                entries = catalog.load(f"params:{STUDENTS}")
+                configs = list(
+                    check_students(
+                        distillation, {name: entries[name] for name in students}, compute
+                    ).values()
+                )
+            else:
+                configs = [EmbeddingTrainerConfig.from_params(distillation, compute)]
+            if "sts_benchmark_dev" in inputs and any(
+                config.metric_for_best_model == "sts_dev" for config in configs
+            ):
                 from embedding_distillation.training.tracking import (
                     TrainingEvaluation,
                     best_metric,
                 )
 
-                best_metric(config, TrainingEvaluation(sts_dev=catalog.load("sts_benchmark_dev")))
+                pairs = catalog.load("sts_benchmark_dev")
+                for config in configs:
+                    best_metric(config, TrainingEvaluation(sts_dev=pairs))
         if (evaluation := group("evaluation")) is not None:
             EvaluationConfig.from_params(evaluation).check_tasks()
         if (export := group("export")) is not None:

@@ -56,11 +56,43 @@ def test_an_unfinished_version_of_another_job_is_left_alone(
     crash_first_version(tmp_path, job, monkeypatch, at_shard=1)
     with caplog.at_level(logging.WARNING):
         encode_version(tmp_path, shards_job(corpus, teacher_dense), save="2026-01-02T00.00.00.000Z")
-    assert "made with other settings, teacher or corpus; starting a new version" in caplog.text
+    assert "were made with other settings, teacher or corpus; starting a new version" in caplog.text
     manifest = json.loads(
         (tmp_path / "emb" / "2026-01-01T00.00.00.000Z" / "emb" / "manifest.json").read_text()
     )
     assert not manifest["complete"]
+
+
+def test_a_complete_run_of_another_job_in_between_does_not_hide_the_unfinished_one(
+    tmp_path, corpus, teacher_dense, monkeypatch
+):
+    """As when the demo runs between two halves of a long encoding."""
+    job = shards_job(corpus, teacher_dense)
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=2)
+    encode_version(
+        tmp_path, shards_job(corpus, teacher_dense, max_samples=20), save="2026-01-02T00.00.00.000Z"
+    )
+
+    job = shards_job(corpus, teacher_dense)
+    encoded = record_encoded(monkeypatch, job)
+    encode_version(tmp_path, job, save="2026-01-03T00.00.00.000Z")
+    assert encoded == [2, 3]
+    assert not (tmp_path / "emb" / "2026-01-01T00.00.00.000Z").exists()
+    assert shards_dataset(tmp_path).load().rows["row_id"] == list(range(50))
+
+
+def test_an_unfinished_run_older_than_a_complete_run_of_the_same_job_is_left_alone(
+    tmp_path, corpus, teacher_dense, monkeypatch
+):
+    encode_version(tmp_path, shards_job(corpus, teacher_dense), save="2026-01-02T00.00.00.000Z")
+    job = shards_job(corpus, teacher_dense)
+    crash_first_version(tmp_path, job, monkeypatch, at_shard=2)  # 2026-01-01: older
+
+    job = shards_job(corpus, teacher_dense)
+    encoded = record_encoded(monkeypatch, job)
+    encode_version(tmp_path, job, save="2026-01-03T00.00.00.000Z")
+    assert encoded == [0, 1, 2, 3]
+    assert (tmp_path / "emb" / "2026-01-01T00.00.00.000Z").exists()
 
 
 def test_a_version_being_written_by_another_process_is_not_adopted(

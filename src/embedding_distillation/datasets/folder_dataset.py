@@ -1,5 +1,6 @@
 """``FolderDataset``: the base of the datasets stored as one folder per version."""
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -8,8 +9,13 @@ from typing import Any, TypeVar
 
 from kedro.io.core import AbstractVersionedDataset, DatasetError, Version
 
+from embedding_distillation.students import is_failure
+
 _DI = TypeVar("_DI")
 _DO = TypeVar("_DO")
+
+# Saved in a version folder in place of its content when the student's step failed.
+FAILURE_FILE = "student_failure.json"
 
 
 class FolderDataset(AbstractVersionedDataset[_DI, _DO]):
@@ -45,6 +51,30 @@ class FolderDataset(AbstractVersionedDataset[_DI, _DO]):
         if target.exists():  # unversioned: replace the previous folder
             shutil.rmtree(target)
         os.replace(tmp, target)
+
+    def _save_failure(self, data: object) -> bool:
+        """Save ``data`` when it is a student's failure record (several students); else False.
+
+        The record is written as :data:`FAILURE_FILE` in the version folder, so a later run
+        from a node after it (``--from-nodes``) loads it back and passes it on.
+        """
+        if not is_failure(data):
+            return False
+
+        def write(folder: Path) -> None:
+            folder.mkdir()
+            (folder / FAILURE_FILE).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+        self._write_folder(write)
+        return True
+
+    def _load_failure(self) -> dict[str, Any] | None:
+        """The failure record saved in the loaded version, or ``None`` for real content."""
+        path = Path(self._get_load_path()) / FAILURE_FILE
+        if not path.is_file():
+            return None
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return record
 
     def _exists(self) -> bool:
         try:

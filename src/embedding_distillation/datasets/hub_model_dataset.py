@@ -4,6 +4,7 @@ import logging
 
 from embedding_distillation.datasets.hub_push_dataset import HubPushDataset
 from embedding_distillation.hub.models import ModelPush, push_model
+from embedding_distillation.students import StudentFailure, is_failure
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,10 @@ class HubModelDataset(HubPushDataset[ModelPush]):
     PUSHED = "model"
 
     def save(self, data: ModelPush) -> None:
-        """Push the model, or log that pushing is off."""
+        """Push the model, or log that pushing is off (or that the student failed)."""
+        if is_failure(data):
+            logger.warning("Not pushed: %s", StudentFailure.from_record(data).describe())
+            return
         if data.repo_id is None:
             logger.info("push_to_hub is false: the student model is not pushed")
             return

@@ -37,8 +37,12 @@ class MtebResultsDataset(FolderDataset["MtebRuns", "BenchmarkResults"]):
     """
 
     def load(self) -> "BenchmarkResults":
-        """Every result in the folder (latest version unless pinned), as mteb loads them."""
+        """Every result in the folder (latest version unless pinned), or a failure record."""
         import mteb
+
+        failure = self._load_failure()
+        if failure is not None:
+            return failure  # type: ignore[return-value]
 
         cache = mteb.ResultCache(cache_path=Path(self._get_load_path()))
         return cache.load_results(include_remote=False)
@@ -46,6 +50,9 @@ class MtebResultsDataset(FolderDataset["MtebRuns", "BenchmarkResults"]):
     def save(self, data: MtebRuns) -> None:
         """Write each task result and its model's meta with ``mteb.ResultCache.save_to_cache``."""
         import mteb
+
+        if self._save_failure(data):
+            return
 
         def write(folder: Path) -> None:
             cache = mteb.ResultCache(cache_path=folder)  # creates the folder, also for no results

@@ -47,11 +47,16 @@ class SentenceTransformerModelDataset(FolderDataset[SentenceTransformer, Sentenc
         self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
 
     def load(self) -> SentenceTransformer:
-        """Load the model folder (latest version unless pinned)."""
+        """Load the model folder (latest version unless pinned), or its failure record."""
+        failure = self._load_failure()
+        if failure is not None:
+            return failure  # type: ignore[return-value]
         return SentenceTransformer(str(self._get_load_path()), **self._load_args)
 
     def save(self, data: SentenceTransformer) -> None:
-        """Write the model folder atomically."""
+        """Write the model folder atomically (or a failed student's record)."""
+        if self._save_failure(data):
+            return
         if not isinstance(data, SentenceTransformer):
             raise DatasetError(
                 f"SentenceTransformerModelDataset saves a SentenceTransformer, got "

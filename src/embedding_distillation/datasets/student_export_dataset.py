@@ -30,11 +30,16 @@ class StudentExportDataset(FolderDataset[StudentExport, StudentExport]):
     """
 
     def load(self) -> StudentExport:
-        """The export folder of the latest version (or the pinned one)."""
+        """The export folder of the latest version (or the pinned one), or a failure record."""
+        failure = self._load_failure()
+        if failure is not None:
+            return failure  # type: ignore[return-value]
         return StudentExport.read(Path(self._get_load_path()))
 
     def save(self, data: StudentExport) -> None:
-        """Move the node's export folder into the save version's folder."""
+        """Move the node's export folder into the save version's folder (or save a failure)."""
+        if self._save_failure(data):
+            return
         if not isinstance(data, StudentExport):
             raise DatasetError(
                 f"StudentExportDataset saves a StudentExport, got {type(data).__name__}."

@@ -81,15 +81,22 @@ class VersionedShardOutput:
     def __repr__(self) -> str:
         return f"VersionedShardOutput(target={str(self.target)!r})"
 
-    def unfinished_versions(self) -> list[Path]:
-        """Unfinished version folders newer than the newest complete one, newest first."""
+    def unfinished_versions(self, identity: dict[str, Any] | None = None) -> list[Path]:
+        """Unfinished version folders, newest first.
+
+        With ``identity``, only those newer than the newest *complete* version of that same job
+        (an older unfinished run of it was superseded). A complete version of another job (the
+        demo run between two halves of a long encoding) does not hide an unfinished one.
+        """
         if not self.versioned:
             return []
         found = []
         for path in sorted(self.root.glob(f"*/{self.root.name}"), reverse=True):
             state = manifest_state(path)
-            if state is True:
-                break  # a newer complete version: older unfinished runs are left alone
+            if state is True and identity is not None:
+                manifest = _manifest(path)
+                if manifest is not None and manifest["identity"] == identity:
+                    break  # this job finished later: its older unfinished runs are left alone
             if state is False:
                 found.append(path)
         return found
@@ -103,18 +110,22 @@ class VersionedShardOutput:
 
     def open(self, identity: dict[str, Any]) -> Path:
         """Lock and return the folder for ``identity``: an adopted unfinished version, or new."""
-        for folder in self.unfinished_versions():
+        others = []
+        for folder in self.unfinished_versions(identity):
             manifest = _manifest(folder)
             if manifest is None or manifest["identity"] != identity:
-                logger.warning(
-                    "The unfinished run in %s was made with other settings, teacher or corpus; "
-                    "starting a new version instead (delete that folder to reclaim its space).",
-                    folder.parent,
-                )
+                others.append(folder.parent.name)
                 continue
             adopted = self._adopt(folder, identity)
             if adopted is not None:
                 return adopted
+        if others:
+            logger.warning(
+                "Unfinished run(s) %s were made with other settings, teacher or corpus; starting "
+                "a new version instead (run with their settings to resume one, or delete them to "
+                "reclaim their space).",
+                ", ".join(str(self.root / name) for name in others),
+            )
         if self.versioned and self.target.exists():
             raise FileExistsError(
                 f"Save path {self.target} already exists; versions are never overwritten."

@@ -250,18 +250,20 @@ class EmbeddingTrainerConfig:
         compute: dict[str, Any] | None = None,
         *,
         hub_token: str | None = None,
+        group: str = "distillation",
     ) -> "EmbeddingTrainerConfig":
         """Build from the Kedro ``distillation`` group, taking device/precision from ``compute``.
 
         ``compute.batch_size`` is the encoding batch size and is not used for training. The Hub
         token is never a parameter (parameters show in kedro-viz and in logs): the pipeline
-        passes ``hub_token`` from the catalog's credentials.
+        passes ``hub_token`` from the catalog's credentials. ``group`` names the parameters in
+        error messages (``students.static`` for one student's merged options).
         """
         params = dict(params)
         if params.pop("hub_token", None) is not None:  # null (older parameter files): dropped
             raise ValueError(
-                "distillation.hub_token is set, but a Hub token is not a parameter: parameters "
-                "show in kedro-viz and in run logs. Remove hub_token from the distillation "
+                f"{group}.hub_token is set, but a Hub token is not a parameter: parameters "
+                f"show in kedro-viz and in run logs. Remove hub_token from the {group} "
                 "parameters (and from --params) and put the token in "
                 "conf/local/credentials.yml as 'huggingface: {token: ...}' (see "
                 "conf/local/credentials.example.yml), or set HF_TOKEN. The Python API keeps "
@@ -279,7 +281,7 @@ class EmbeddingTrainerConfig:
             merged["hidden_state_layer_map"] = {
                 _int_or_same(k): _int_or_same(v) for k, v in layer_map.items()
             }
-        return from_params(cls, merged, group="distillation")
+        return from_params(cls, merged, group=group)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of the fields, without the token."""

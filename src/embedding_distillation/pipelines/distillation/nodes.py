@@ -13,6 +13,7 @@ from embedding_distillation import distributed
 from embedding_distillation.compute import ComputeConfig
 from embedding_distillation.encoding.provenance import EmbeddingsProvenance, TeacherEmbeddings
 from embedding_distillation.evaluation import plots
+from embedding_distillation.evaluation.comparison import compare, render_comparison
 from embedding_distillation.evaluation.config import EvaluationConfig
 from embedding_distillation.evaluation.metrics import MtebResults, split_heldout
 from embedding_distillation.evaluation.regression import check_push, sts_dev_change
@@ -22,12 +23,20 @@ from embedding_distillation.export.config import ExportConfig
 from embedding_distillation.export.formats import StudentExport
 from embedding_distillation.export.student_export import export_student
 from embedding_distillation.hub import HubCredentials, ModelCardInfo, ModelPush
+from embedding_distillation.students import StudentFailure, is_failure, student_options
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.student import check_training_data, prepare_student
 from embedding_distillation.training.tracking import TrainingEvaluation, best_metric
 from embedding_distillation.training.trainer import train_student
 
 logger = logging.getLogger(__name__)
+
+
+def resolve_student(
+    distillation: dict[str, Any], student: dict[str, Any], *, name: str
+) -> dict[str, Any]:
+    """The shared ``distillation`` options + ``students.<name>`` -> that student's options."""
+    return student_options(distillation, name, student or {})
 
 
 def split_embeddings(
@@ -167,7 +176,17 @@ def push_student_model(
 
 
 def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, Figure]:
-    """Metrics -> (training curves, cosine histogram, quality-versus-speed) figures."""
+    """Metrics -> (training curves, cosine histogram, quality-versus-speed) figures.
+
+    A student's failure record gives three figures that say where and why it failed.
+    """
+    if is_failure(distillation_metrics):
+        failure = StudentFailure.from_record(distillation_metrics)
+        return (
+            plots.failure_figure(failure.describe()),
+            plots.failure_figure(failure.describe()),
+            plots.failure_figure(failure.describe()),
+        )
     return (
         plots.training_curves(distillation_metrics),
         plots.cosine_histogram(distillation_metrics),
@@ -176,5 +195,22 @@ def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, F
 
 
 def write_report(distillation_metrics: dict[str, Any]) -> str:
-    """Metrics -> the Markdown report."""
+    """Metrics -> the Markdown report (for a failure record: where and why it failed)."""
+    if is_failure(distillation_metrics):
+        return StudentFailure.from_record(distillation_metrics).report()
     return render_report(distillation_metrics)
+
+
+def compare_students(**distillation_metrics: dict[str, Any]) -> tuple[dict[str, Any], str, Figure]:
+    """Every student's metrics (or failure record), by name -> (comparison, report, figure)."""
+    record = compare(distillation_metrics)
+    failed = [row["student"] for row in record["failures"]]
+    if failed:
+        logger.warning(
+            "%d of %d students failed (%s): see students_comparison_report; rerun one alone "
+            "with `kedro run --namespaces <name>`.",
+            len(failed),
+            len(distillation_metrics),
+            ", ".join(failed),
+        )
+    return record, render_comparison(record), plots.students_pareto(record)
