@@ -85,6 +85,11 @@ def test_each_student_gets_a_namespace_reading_the_shared_inputs():
     assert names == {"split_embeddings", "compare_students"} | {
         f"{student}.{step}" for student in ("a", "b") for step in BRANCH
     }
+    # kedro-viz draws one collapsible modular pipeline per node namespace
+    assert {node.name: node.namespace for node in pipeline.nodes if "." in node.name} == {
+        f"{student}.{step}": student for student in ("a", "b") for step in BRANCH
+    }
+    assert {node.namespace for node in pipeline.nodes if "." not in node.name} == {None}
     train = next(node for node in pipeline.nodes if node.name == "b.train_student_model")
     assert train.inputs == [
         "train_embeddings",
