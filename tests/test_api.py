@@ -562,7 +562,11 @@ def test_final_only_embeddings_with_target_pre_dense_hint_at_the_fix(
 
 def test_training_data_errors(tmp_path, embedded, student, no_weights):
     config = _config(student, tmp_path / "model", text_column="body")
-    with pytest.raises(ValueError, match=r"lacks column\(s\) \['body'\] .*its columns are"):
+    with pytest.raises(
+        ValueError,
+        match=r"lacks the text column 'body' \(text_column\); its columns are \[.*\]\. Set "
+        r"text_column to the one holding the texts\.",
+    ):
         EmbeddingDistillationTrainer(config).train(embedded[0])
     empty = embedded[0].select([])
     with pytest.raises(ValueError, match=r"The training data is empty \(0 rows\)"):
@@ -684,7 +688,7 @@ def test_distill_students_records_a_failing_student_and_trains_the_next(
         "train_student_model",
         "ValueError",
     )
-    assert "lacks column(s) ['missing']" in failure["message"]
+    assert "lacks the text column 'missing'" in failure["message"]
     assert [row["name"] for row in comparison.record["rows"]] == ["teacher", "broken", "good"]
     assert comparison.record["rows"][1]["failed"].startswith(
         "failed at train_student_model: ValueError: "

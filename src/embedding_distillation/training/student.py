@@ -45,11 +45,12 @@ def check_training_data(dataset: Dataset, config: EmbeddingTrainerConfig) -> int
                 config.hidden_state_layer_map,
             )
             return None
-    missing = [
-        column
-        for column in (config.text_column, config.target_column)
-        if column not in dataset.column_names
-    ]
+    if config.text_column not in dataset.column_names:
+        raise ValueError(
+            f"Training data lacks the text column {config.text_column!r} (text_column); its "
+            f"columns are {dataset.column_names}. Set text_column to the one holding the texts."
+        )
+    missing = [config.target_column] if config.target_column not in dataset.column_names else []
     if missing:
         hint = (
             " The embeddings were made with output_type 'pre_dense' or 'hidden_states'; use "
