@@ -38,7 +38,12 @@ from embedding_distillation.evaluation.run import evaluate_distillation
 from embedding_distillation.hub import EmbeddingsPusher, ModelCardInfo, push_model, slug
 from embedding_distillation.models import resolve_model_source
 from embedding_distillation.params import layer_list
-from embedding_distillation.students import StudentFailure, capture, student_names
+from embedding_distillation.students import (
+    StudentFailure,
+    capture,
+    first_shared,
+    student_names,
+)
 from embedding_distillation.training.config import EmbeddingTrainerConfig
 from embedding_distillation.training.student import (
     check_training_data,
@@ -612,14 +617,12 @@ def _check_distinct(configs: Mapping[str, EmbeddingTrainerConfig]) -> None:
             "one would resume from or overwrite the other's checkpoints and model",
         ),
     ):
-        owners: dict[object, str] = {}
-        for name, config in configs.items():
-            value = value_of(config)
-            if value is not None and (other := owners.setdefault(value, name)) != name:
-                raise ValueError(
-                    f"Students {other!r} and {name!r} both {verb} {key} "
-                    f"{getattr(config, key)!r}: {why}. Give each config its own {key}."
-                )
+        if pair := first_shared(configs, value_of):
+            (other, name), _ = pair
+            raise ValueError(
+                f"Students {other!r} and {name!r} both {verb} {key} "
+                f"{getattr(configs[name], key)!r}: {why}. Give each config its own {key}."
+            )
 
 
 def _folder(path: str | os.PathLike[str]) -> str:

@@ -125,13 +125,13 @@ def check_students(
         except ValueError as e:
             message = str(e)
             raise ValueError(message if group in message else f"{group}: {message}") from e
-    if pair := _shared(configs, lambda c: c.hub_model_id if c.push_to_hub else None):
+    if pair := first_shared(configs, lambda c: c.hub_model_id if c.push_to_hub else None):
         (first, second), value = pair
         raise ValueError(
             f"students.{first} and students.{second} both push to hub_model_id {value!r}: one "
             "would overwrite the other's model. Give each student its own hub_model_id."
         )
-    if pair := _shared(
+    if pair := first_shared(
         configs,
         lambda c: None if c.output_dir is None else posixpath.normpath(os.fspath(c.output_dir)),
     ):
@@ -390,7 +390,7 @@ def _base_output_dir(base: Mapping[str, Any]) -> Any:
     return EmbeddingTrainerConfig.__dataclass_fields__["output_dir"].default
 
 
-def _shared(
+def first_shared(
     configs: Mapping[str, "EmbeddingTrainerConfig"],
     value_of: Callable[["EmbeddingTrainerConfig"], object],
 ) -> tuple[tuple[str, str], object] | None:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from embedding_distillation.evaluation import plots
 from embedding_distillation.evaluation.exports import NAMES as EXPORT_NAMES
-from embedding_distillation.evaluation.report import STUDENT, _cell, _value
+from embedding_distillation.evaluation.report import STUDENT, cell, value_at
 from embedding_distillation.students import FAILED, is_failure
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def _quality(records: Iterable[Mapping[str, Any]]) -> tuple[tuple[str, ...], str
     """The first quality measure every record's teacher has; held-out cosine otherwise."""
     teachers = [metrics.get(TEACHER, {}) for metrics in records]
     for path, label in plots.QUALITY:
-        if teachers and all(_value(t, path) is not None for t in teachers):
+        if teachers and all(value_at(t, path) is not None for t in teachers):
             return path, label
     return HELDOUT
 
@@ -140,10 +140,10 @@ def _row(
     teacher = metrics.get(TEACHER, {})
     teacher_quality = _quality_of(teacher, path, is_teacher=True)
     quality = _quality_of(entry, path, is_teacher=form == TEACHER)
-    speed = _value(entry, ("cost", "texts_per_second"))
-    teacher_speed = _value(teacher, ("cost", "texts_per_second"))
-    after = _value(entry, ("sts_benchmark", "spearman"))
-    before = _value(metrics.get("student_before", {}), ("sts_benchmark", "spearman"))
+    speed = value_at(entry, ("cost", "texts_per_second"))
+    teacher_speed = value_at(teacher, ("cost", "texts_per_second"))
+    after = value_at(entry, ("sts_benchmark", "spearman"))
+    before = value_at(metrics.get("student_before", {}), ("sts_benchmark", "spearman"))
     name = (
         TEACHER
         if student is None
@@ -164,14 +164,14 @@ def _row(
             else None
         ),
         "sts_spearman": after,
-        "retrieval_ndcg_at_10": _value(entry, ("retrieval", "ndcg_at_10")),
-        "teacher_index_ndcg_at_10": _value(entry, ("retrieval_teacher_index", "ndcg_at_10")),
-        "heldout_cosine": _value(entry, ("heldout", "mean_cosine")),
-        "gold_pearson": _value(entry, ("gold", "pearson")),
+        "retrieval_ndcg_at_10": value_at(entry, ("retrieval", "ndcg_at_10")),
+        "teacher_index_ndcg_at_10": value_at(entry, ("retrieval_teacher_index", "ndcg_at_10")),
+        "heldout_cosine": value_at(entry, ("heldout", "mean_cosine")),
+        "gold_pearson": value_at(entry, ("gold", "pearson")),
         "texts_per_second": speed,
         "teacher_texts_per_second": teacher_speed,
         "speedup": speed / teacher_speed if speed and teacher_speed else None,
-        "size_mb": _value(entry, ("cost", "size_mb")),
+        "size_mb": value_at(entry, ("cost", "size_mb")),
         "sts_vs_untrained": (
             after - before if form == TORCH and after is not None and before is not None else None
         ),
@@ -187,7 +187,7 @@ def _row(
 def _quality_of(entry: Mapping[str, Any], path: tuple[str, ...], *, is_teacher: bool) -> Any:
     if is_teacher and path == HELDOUT[0]:
         return 1.0  # the stored embeddings are the teacher's own
-    return _value(entry, path)
+    return value_at(entry, path)
 
 
 def _failed_row(student: str, failure: Mapping[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
@@ -295,7 +295,7 @@ def _figures(row: Mapping[str, Any], quality: Mapping[str, Any]) -> str:
 def _notes(evaluated: Mapping[str, Mapping[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
     """Teacher speed across evaluations, records that differ, exports left out as candidates."""
     notes = []
-    speeds = [_value(m, (TEACHER, "cost", "texts_per_second")) for m in evaluated.values()]
+    speeds = [value_at(m, (TEACHER, "cost", "texts_per_second")) for m in evaluated.values()]
     speeds = [s for s in speeds if s]
     if speeds:
         span = (
@@ -315,7 +315,7 @@ def _notes(evaluated: Mapping[str, Mapping[str, Any]], rows: list[dict[str, Any]
             listed = ", ".join(f"`{name}`: {value}" for name, value in values.items())
             notes.append(f"Not comparable: the {what} differ ({listed}).")
     has_sts = {
-        name: _value(metrics, (TEACHER, "sts_benchmark", "spearman")) is not None
+        name: value_at(metrics, (TEACHER, "sts_benchmark", "spearman")) is not None
         for name, metrics in evaluated.items()
     }
     if len(set(has_sts.values())) > 1:
@@ -365,7 +365,7 @@ def render_comparison(record: Mapping[str, Any], *, kedro: bool = True) -> str:
             lines.append(f"| `{row['student']}` | " + " | ".join(cells) + " |")
             continue
         name = _named(row, joiner=" · ")
-        cells = [_cell(row, (field,), digits) for _, field, digits in columns]
+        cells = [cell(row, (field,), digits) for _, field, digits in columns]
         change = row.get("sts_vs_untrained")
         cells += ["yes" if row["pareto"] else "", "" if change is None else f"{change:+.2f}"]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -33,7 +33,8 @@ COLUMNS: tuple[tuple[str, tuple[str, ...], int], ...] = (
 )
 
 
-def _value(entry: Any, keys: tuple[str, ...]) -> Any:
+def value_at(entry: Any, keys: tuple[str, ...]) -> Any:
+    """``entry[keys[0]][keys[1]]...``, or ``None`` where a key is missing."""
     for key in keys:
         if not isinstance(entry, dict) or key not in entry:
             return None
@@ -41,8 +42,9 @@ def _value(entry: Any, keys: tuple[str, ...]) -> Any:
     return entry
 
 
-def _cell(entry: dict[str, Any], keys: tuple[str, ...], digits: int) -> str:
-    value = _value(entry, keys)
+def cell(entry: dict[str, Any], keys: tuple[str, ...], digits: int) -> str:
+    """The figure at ``keys`` for a table cell: ``digits`` decimals, ``n/a`` when missing."""
+    value = value_at(entry, keys)
     if value is None:
         return "n/a"
     return f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}"
@@ -72,8 +74,8 @@ def _tracking_lines(metrics: dict[str, Any]) -> list[str]:
             f"{training.get('best_metric', '?')}; {seconds:.0f} s{share}); the saved weights "
             f"are {choice}."
         )
-    before = _value(metrics.get("student_before", {}), ("sts_dev", "spearman"))
-    after = _value(metrics.get(STUDENT, {}), ("sts_dev", "spearman"))
+    before = value_at(metrics.get("student_before", {}), ("sts_dev", "spearman"))
+    after = value_at(metrics.get(STUDENT, {}), ("sts_dev", "spearman"))
     if before is not None and after is not None:
         lines.append(
             f"STS-B dev (the split steps are chosen on; push_to_hub refuses a student below "
@@ -101,16 +103,16 @@ def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
     """
     student, teacher = metrics.get(key, {}), metrics.get("teacher", {})
     before = metrics.get("student_before", {})
-    after_sts = _value(student, ("sts_benchmark", "spearman"))
-    teacher_sts = _value(teacher, ("sts_benchmark", "spearman"))
+    after_sts = value_at(student, ("sts_benchmark", "spearman"))
+    teacher_sts = value_at(teacher, ("sts_benchmark", "spearman"))
     if after_sts is None or teacher_sts is None:
         return None
-    speed = _value(student, ("cost", "texts_per_second"))
-    teacher_speed = _value(teacher, ("cost", "texts_per_second"))
+    speed = value_at(student, ("cost", "texts_per_second"))
+    teacher_speed = value_at(teacher, ("cost", "texts_per_second"))
     pace = (
         f" at {speed / teacher_speed:.1f}x the teacher's speed" if speed and teacher_speed else ""
     )
-    kept = _value(student, ("sts_benchmark", "percent_of_teacher"))
+    kept = value_at(student, ("sts_benchmark", "percent_of_teacher"))
     if kept is None:
         kept = 100 * after_sts / teacher_sts
     share = (
@@ -118,7 +120,7 @@ def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
         f"the student keeps {kept:.1f} % of it.)"
     )
     changes = [
-        (name, _value(before, path), _value(student, path))
+        (name, value_at(before, path), value_at(student, path))
         for name, path in (
             ("STS-B", ("sts_benchmark", "spearman")),
             ("retrieval nDCG@10", ("retrieval", "ndcg_at_10")),
@@ -155,16 +157,16 @@ def headline(metrics: dict[str, Any], key: str = STUDENT) -> str | None:
 
 def export_headline(metrics: dict[str, Any]) -> str | None:
     """The fastest recommended export's share of the teacher's STS-B and speed (or None)."""
-    teacher_speed = _value(metrics.get("teacher", {}), ("cost", "texts_per_second"))
+    teacher_speed = value_at(metrics.get("teacher", {}), ("cost", "texts_per_second"))
     candidates = [
-        (_value(metrics[key], ("cost", "texts_per_second")) or 0.0, key)
+        (value_at(metrics[key], ("cost", "texts_per_second")) or 0.0, key)
         for key in metrics.get("models", [])
         if key in EXPORT_NAMES and metrics[key].get("recommended")
     ]
     if not candidates or not teacher_speed:
         return None
     speed, key = max(candidates)
-    share = _value(metrics[key], ("sts_benchmark", "percent_of_teacher"))
+    share = value_at(metrics[key], ("sts_benchmark", "percent_of_teacher"))
     if share is None:
         return None
     return (
@@ -189,11 +191,11 @@ def _exports_table(metrics: dict[str, Any], keys: list[str]) -> list[str]:
     for key in exports:
         entry = metrics[key]
         cells = [
-            _cell(entry, ("cost", "size_mb"), 1),
-            _cell(entry, ("cost", "texts_per_second"), 1),
-            _cell(entry, ("sts_benchmark", "spearman"), 2),
-            _cell(entry, ("sts_benchmark", "percent_of_student"), 1),
-            _cell(entry, ("agreement", "min_cosine"), 6),
+            cell(entry, ("cost", "size_mb"), 1),
+            cell(entry, ("cost", "texts_per_second"), 1),
+            cell(entry, ("sts_benchmark", "spearman"), 2),
+            cell(entry, ("sts_benchmark", "percent_of_student"), 1),
+            cell(entry, ("agreement", "min_cosine"), 6),
             entry.get("verdict", "n/a"),
         ]
         lines.append(f"| {EXPORT_NAMES[key]} | " + " | ".join(cells) + " |")
@@ -247,7 +249,7 @@ def render_report(metrics: dict[str, Any]) -> str:
     ]
     for key in keys:
         entry = metrics[key]
-        cells = [_cell(entry, path, digits) for _, path, digits in COLUMNS]
+        cells = [cell(entry, path, digits) for _, path, digits in COLUMNS]
         lines.append(f"| {NAMES.get(key, key)} | " + " | ".join(cells) + " |")
     lines += _exports_table(metrics, keys)
     lines += _mteb_table(metrics, keys)

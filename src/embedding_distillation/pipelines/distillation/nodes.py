@@ -181,11 +181,11 @@ def plot_report(distillation_metrics: dict[str, Any]) -> tuple[Figure, Figure, F
     A student's failure record gives three figures that say where and why it failed.
     """
     if is_failure(distillation_metrics):
-        failure = StudentFailure.from_record(distillation_metrics)
+        description = StudentFailure.from_record(distillation_metrics).describe()
         return (
-            plots.failure_figure(failure.describe()),
-            plots.failure_figure(failure.describe()),
-            plots.failure_figure(failure.describe()),
+            plots.failure_figure(description),
+            plots.failure_figure(description),
+            plots.failure_figure(description),
         )
     return (
         plots.training_curves(distillation_metrics),
